@@ -1,0 +1,46 @@
+"""The backend interface (DESIGN.md "Data flow"): sample n completions per prompt, score fixed continuations.
+
+Every backend (transformers on CPU or GPU, vLLM on GPUs) implements this; verifiers, loops and
+notebooks use nothing else, so the organism and a 72B model run through the same code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Sampling settings; the paper's defaults (§3): T = 0.7, top-p 0.9, at most 512 new tokens."""
+
+    n: int = 1
+    temperature: float = 0.7
+    top_p: float = 0.9
+    max_new_tokens: int = 512
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+
+
+class Backend:
+    """A loaded model that samples and scores.
+
+    ``fingerprint`` identifies the weights and tokenizer (it keys the disk cache).
+    """
+
+    name: str = ""
+    model_id: str = ""
+    fingerprint: str = ""
+
+    def sample(self, prompts: Sequence[str], params: SamplingParams) -> list[list[str]]:
+        """``params.n`` completions per prompt (text after the prompt, stop strings removed)."""
+        raise NotImplementedError
+
+    def logprob_continuations(self, prompts: Sequence[str], continuations: Sequence[str]) -> np.ndarray:
+        """log P(continuation | prompt) for every prompt and continuation: shape (prompts, continuations).
+
+        Multi-token continuations are summed over their tokens; tokenisation (e.g. a leading
+        space) is handled by the backend for its tokenizer.
+        """
+        raise NotImplementedError
