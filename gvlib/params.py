@@ -1,0 +1,129 @@
+"""Papermill parameters: declared once per notebook, validated before anything runs (DESIGN.md "Conventions").
+
+Papermill only *warns* about a parameter the notebook does not declare and injects it anyway, so a
+mistyped ``-p n_sampels 64`` would silently run with the default. Each notebook therefore calls, in
+the cell after its ``parameters`` cell::
+
+    from gvlib.params import validate
+    params = validate("scaling", globals())
+
+which stops the run with a message naming the culprit: an unknown name (with the closest known
+one), a wrong type, or a value out of range.
+"""
+from __future__ import annotations
+
+import difflib
+import types
+from dataclasses import dataclass
+from typing import Any, Callable
+
+__all__ = ["Param", "ParameterError", "NOTEBOOKS", "validate", "declared"]
+
+
+class ParameterError(ValueError):
+    """A notebook parameter that is unknown, of the wrong type, or out of range."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One notebook parameter: its type(s), a check returning an error text (or None), and its meaning."""
+
+    kind: type | tuple[type, ...]
+    doc: str
+    check: Callable[[Any], str | None] | None = None
+
+    def problem(self, value: Any) -> str | None:
+        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
+        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+        if not ok and float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            ok = True  # an int where a float is expected is fine
+        if not ok:
+            names = " or ".join(k.__name__ if k is not type(None) else "None" for k in kinds)
+            return f"must be {names}, got {type(value).__name__} {value!r}"
+        return self.check(value) if self.check else None
+
+
+# -- reusable checks ----------------------------------------------------------------------------
+def in_range(lo=None, hi=None, *, lo_open=False) -> Callable[[Any], str | None]:
+    def check(v):
+        if v is None:
+            return None
+        if lo is not None and (v <= lo if lo_open else v < lo):
+            return f"must be {'>' if lo_open else '>='} {lo}, got {v!r}"
+        if hi is not None and v > hi:
+            return f"must be <= {hi}, got {v!r}"
+        return None
+    return check
+
+
+def one_of(*choices) -> Callable[[Any], str | None]:
+    def check(v):
+        return None if v in choices else f"must be one of {', '.join(map(repr, choices))}; got {v!r}"
+    return check
+
+
+def subset_of(*choices) -> Callable[[Any], str | None]:
+    def check(v):
+        if not v:
+            return "must not be empty"
+        bad = [x for x in v if x not in choices]
+        return f"has unknown entries {bad}; choose from {list(choices)}" if bad else None
+    return check
+
+
+def non_empty(v) -> str | None:
+    return "must not be empty" if len(v) == 0 else None
+
+
+#: Declared parameters of each notebook. A notebook's ``parameters`` cell must declare exactly these
+#: (tests check it, and that every preset in notebooks/params/<notebook>/ uses only these names).
+NOTEBOOKS: dict[str, dict[str, Param]] = {
+    "definitions": {
+        "seed": Param(int, "seed of the random illustration", in_range(0)),
+    },
+}
+
+
+def declared(notebook: str) -> dict[str, Param]:
+    """The declared parameters of ``notebook``; an unknown notebook name is an error."""
+    try:
+        return NOTEBOOKS[notebook]
+    except KeyError:
+        raise ParameterError(f"no parameter declaration for notebook {notebook!r}; known: {sorted(NOTEBOOKS)}") from None
+
+
+_IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+def _user_values(namespace: dict[str, Any]) -> dict[str, Any]:
+    """The plain values a user (or papermill) put into the notebook namespace."""
+    return {
+        k: v for k, v in namespace.items()
+        if not k.startswith("_") and k not in _IPYTHON_NAMES
+        and not isinstance(v, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type))
+    }
+
+
+def validate(notebook: str, namespace: dict[str, Any]) -> dict[str, Any]:
+    """Check the notebook's parameters in ``namespace`` (its ``globals()``); return them as a dict.
+
+    Raises ParameterError listing every problem: unknown names (papermill injects them with only a
+    warning), missing declared names, wrong types and out-of-range values.
+    """
+    spec = declared(notebook)
+    values = _user_values(namespace)
+    problems = []
+    for name in sorted(set(values) - set(spec)):
+        close = difflib.get_close_matches(name, spec, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        problems.append(f"unknown parameter {name!r}{hint} (known: {', '.join(sorted(spec))})")
+    for name in sorted(set(spec) - set(values)):
+        problems.append(f"parameter {name!r} is missing from the parameters cell")
+    for name, param in spec.items():
+        if name in values:
+            issue = param.problem(values[name])
+            if issue:
+                problems.append(f"parameter {name!r} {issue} ({param.doc})")
+    if problems:
+        raise ParameterError(f"notebook {notebook!r}: " + "; ".join(problems))
+    return {name: values[name] for name in spec}
