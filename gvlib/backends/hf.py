@@ -1,0 +1,146 @@
+"""The `transformers` backend (CPU or GPU): batched, left-padded sampling and continuation scoring.
+
+Sampling follows the paper's settings (§3: T = 0.7, top-p 0.9, 512 new tokens) through
+``model.generate``; scoring gives log P(continuation | prompt) for the MC verifier (§3, App. E).
+All sampling goes through :meth:`HFBackend._sample_ids` and all scoring through
+:meth:`HFBackend._score_ids`, so a faster sampler or log-prob kernel replaces one method each.
+
+Determinism: each batch is sampled under a torch seed derived from ``params.seed`` and the batch's
+prompt texts, so the same prompts, batch size and seed give the same completions on the same
+machine, whatever ran before.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .base import Backend, SamplingParams
+from .resolve import fingerprint as fingerprint_dir
+from .resolve import resolve_model_dir
+from .text import continuation_ids, derive_seed, truncate_at_stop
+
+
+def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[..., target]: the reference for gvlib.kernels.logprob."""
+    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+
+class HFBackend(Backend):
+    """A causal LM and its tokenizer from `transformers`, on ``device``.
+
+    Build it with :meth:`from_pretrained` (a local directory or Hub id) or directly from a loaded
+    model and tokenizer (then pass a ``fingerprint`` that identifies them).
+    """
+
+    name = "transformers"
+
+    def __init__(self, model, tokenizer, *, model_id: str = "", fingerprint: str = "",
+                 batch_size: int = 16, score_batch_size: int | None = None):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.model_id = model_id
+        self.fingerprint = fingerprint
+        self.batch_size = batch_size
+        self.score_batch_size = score_batch_size or batch_size
+        self.device = next(model.parameters()).device
+        self.eos_ids = self._eos_ids()
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
+
+    @classmethod
+    def from_pretrained(cls, model: str, *, device: str | None = None, dtype: str | None = None,
+                        **kw) -> "HFBackend":
+        """Load ``model`` (local directory or Hugging Face id) with its tokenizer."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        path = resolve_model_dir(model)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        if torch_dtype is None:
+            torch_dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        tok = AutoTokenizer.from_pretrained(path)
+        lm = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device)
+        return cls(lm, tok, model_id=str(model), fingerprint=fingerprint_dir(path), **kw)
+
+    def _eos_ids(self) -> list[int]:
+        ids = self.model.generation_config.eos_token_id
+        ids = [ids] if isinstance(ids, int) else list(ids or [])
+        if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in ids:
+            ids.append(self.tokenizer.eos_token_id)
+        if not ids:
+            raise ValueError(f"model {self.model_id!r} has no EOS token id (config or tokenizer)")
+        return ids
+
+    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return [self._tokenize(t, True) for t in texts]
+
+    def _left_pad(self, seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            if s:
+                ids[i, width - len(s):] = torch.tensor(s)
+                mask[i, width - len(s):] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    # -- sampling ---------------------------------------------------------------------------
+    def sample(self, prompts: Sequence[str], params: SamplingParams) -> list[list[str]]:
+        out: list[list[str]] = []
+        for start in range(0, len(prompts), self.batch_size):
+            batch = list(prompts[start:start + self.batch_size])
+            for seqs in self._sample_ids(self._encode(batch), params, batch_seed=derive_seed(params.seed, batch)):
+                out.append([truncate_at_stop(self.tokenizer.decode(s, skip_special_tokens=True), params.stop)
+                            for s in seqs])
+        return out
+
+    @torch.no_grad()
+    def _sample_ids(self, prompt_ids: list[list[int]], params: SamplingParams,
+                    batch_seed: int) -> list[list[list[int]]]:
+        """``params.n`` sampled continuations (token ids, cut after the first EOS) per prompt."""
+        ids, mask = self._left_pad(prompt_ids)
+        torch.manual_seed(batch_seed)
+        greedy = params.temperature <= 0
+        gen = self.model.generate(
+            input_ids=ids, attention_mask=mask, do_sample=not greedy,
+            temperature=None if greedy else params.temperature, top_p=None if greedy else params.top_p,
+            top_k=None, max_new_tokens=params.max_new_tokens, num_return_sequences=params.n,
+            pad_token_id=self.pad_id, eos_token_id=self.eos_ids,
+            stop_strings=list(params.stop) or None, tokenizer=self.tokenizer if params.stop else None)
+        new = gen[:, ids.shape[1]:].tolist()
+        eos = set(self.eos_ids)
+        cut = [s[:next((j for j, t in enumerate(s) if t in eos), len(s))] for s in new]
+        return [cut[i * params.n:(i + 1) * params.n] for i in range(len(prompt_ids))]
+
+    # -- scoring ----------------------------------------------------------------------------
+    def _tokenize(self, text: str, add_special_tokens: bool) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=add_special_tokens).input_ids
+
+    def logprob_continuations(self, prompts: Sequence[str], continuations: Sequence[str]) -> np.ndarray:
+        pairs = [continuation_ids(self._tokenize, p, c) for p in prompts for c in continuations]
+        # A model input is the prompt plus all but the last continuation token; single-token
+        # continuations of one prompt share one input, hence one forward pass per prompt.
+        inputs: dict[tuple[int, ...], int] = {}
+        for ctx, cont in pairs:
+            inputs.setdefault(tuple(ctx + cont[:-1]), len(inputs))
+        keys = list(inputs)
+        logits_rows = self._score_ids(keys, max(len(c) for _, c in pairs))
+        out = np.empty(len(pairs))
+        for k, (ctx, cont) in enumerate(pairs):
+            row = logits_rows[inputs[tuple(ctx + cont[:-1])]]
+            out[k] = float(token_logprobs(row[-len(cont):], torch.tensor(cont)).sum())
+        return out.reshape(len(prompts), len(continuations))
+
+    @torch.no_grad()
+    def _score_ids(self, seqs: Sequence[Sequence[int]], last: int) -> list[torch.Tensor]:
+        """The logits (float32, on CPU) at the ``last`` final positions of every sequence."""
+        rows: list[torch.Tensor] = []
+        for start in range(0, len(seqs), self.score_batch_size):
+            ids, mask = self._left_pad(seqs[start:start + self.score_batch_size])
+            pos = (mask.cumsum(-1) - 1).clamp(min=0)
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos,
+                                logits_to_keep=last).logits
+            rows.extend(logits.float().cpu().unbind(0))
+        return rows
