@@ -68,7 +68,7 @@ def fingerprint(model_dir: str | os.PathLike) -> str:
     """A hex digest identifying the config, tokenizer and weights in ``model_dir`` (see module doc)."""
     root = Path(model_dir)
     h = hashlib.sha256()
-    for f in sorted(p for p in root.rglob("*") if p.is_file() and ".cache" not in p.parts):
+    for f in sorted(p for p in root.rglob("*") if p.is_file() and ".cache" not in p.relative_to(root).parts):
         rel = f.relative_to(root).as_posix()
         size = f.stat().st_size
         h.update(f"{rel}\0{size}\0".encode())
