@@ -10,8 +10,7 @@ entry or none. On reading, a wrong length or checksum (a truncated or corrupt fi
 miss: the entry is recomputed and rewritten, never used. Work is cached in chunks of prompts
 (:meth:`Cache.map_chunks`), so a killed run resumes after the last finished chunk.
 
-Root: ``$GVLIB_CACHE``, else ``.cache/gvlib`` under the repository root (or ``~/.cache/gvlib``
-when gvlib is installed outside a checkout).
+Root: :func:`gvlib.paths.cache_root` (``$GVLIB_CACHE``, else ``.cache/gvlib`` under the repository).
 """
 from __future__ import annotations
 
@@ -25,19 +24,11 @@ from typing import Any, Callable, Sequence, TypeVar
 
 from tqdm.auto import tqdm
 
+from .paths import cache_root
+
 MAGIC = b"GVLIB1"
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-def default_root() -> Path:
-    """``$GVLIB_CACHE``, else ``<repo>/.cache/gvlib``, else ``~/.cache/gvlib``."""
-    if os.environ.get("GVLIB_CACHE"):
-        return Path(os.environ["GVLIB_CACHE"])
-    repo = Path(__file__).resolve().parents[1]
-    if (repo / "pyproject.toml").is_file():
-        return repo / ".cache" / "gvlib"
-    return Path.home() / ".cache" / "gvlib"
 
 
 def digest(obj: Any) -> str:
@@ -59,7 +50,7 @@ class Cache:
     """
 
     def __init__(self, root: str | os.PathLike | None = None):
-        self.root = Path(root) if root is not None else default_root()
+        self.root = Path(root) if root is not None else cache_root()
         self.hits = self.misses = self.corrupt = 0
 
     def path(self, kind: str, key: str) -> Path:

@@ -7,7 +7,9 @@ from that phrase (or, failing it, from the last ``\\boxed{}``), normalised with 
 reference solution, normalised the same way). Equivalence: equal normalised strings, or equal
 numbers (integers, decimals, ``\\frac{a}{b}``, ``a/b``). lm-eval also tries a symbolic check with
 sympy's LaTeX parser (which needs antlr); that is not done here, so a few equivalent forms
-(e.g. ``\\sqrt{8}`` vs ``2\\sqrt{2}``) count as different.
+(e.g. ``\\sqrt{8}`` vs ``2\\sqrt{2}``) count as different. Like lm-eval, "I hope it is correct."
+is appended before the phrase is searched; here after a space, so that an answer cut at a stop
+string ("… is $24$.") still reads.
 """
 from __future__ import annotations
 
@@ -146,7 +148,7 @@ class MATH(DatasetTask):
         return few_shot(SHOTS, "Problem:\n{question}\n\nSolution:", example.question)
 
     def extract(self, completion: str) -> str | None:
-        m = MINERVA_RE.search(completion + "I hope it is correct.")
+        m = MINERVA_RE.search(completion + " I hope it is correct.")
         raw = m.group(1).strip() if m else last_boxed(completion)
         return None if raw is None else normalize_final_answer(raw)
 

@@ -1,0 +1,175 @@
+"""Backends: loading, fingerprints, seeded sampling, stop strings, scoring, vLLM mapping, clear errors."""
+from __future__ import annotations
+
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+
+import gvlib.backends as backends
+from gvlib.backends import BackendUnavailableError, ModelNotFoundError, SamplingParams, load_backend
+from gvlib.backends.resolve import fingerprint
+from gvlib.backends.text import continuation_ids, truncate_at_stop
+from tiny_model import save_tiny
+
+PROMPTS = ["Problem: 1+1\nSolution:", "Q: who?\nA:", "Judge:"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_tiny(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def backend(model_dir):
+    return load_backend(str(model_dir), backend="transformers", batch_size=2)
+
+
+def test_auto_picks_transformers_without_vllm(model_dir):
+    b = load_backend(str(model_dir))
+    assert b.name == "transformers" and b.device.type == "cpu"
+
+
+def test_fingerprint_is_stable_and_tracks_the_weights(model_dir, tmp_path):
+    assert fingerprint(model_dir) == fingerprint(model_dir) == load_backend(str(model_dir)).fingerprint
+    other = save_tiny(tmp_path / "other", seed=1)
+    assert fingerprint(other) != fingerprint(model_dir)
+
+
+def test_sampling_is_deterministic_under_a_seed(backend):
+    params = SamplingParams(n=2, max_new_tokens=8, seed=5)
+    first = backend.sample(PROMPTS, params)
+    assert first == backend.sample(PROMPTS, params)
+    assert [len(c) for c in first] == [2, 2, 2]
+    assert first != backend.sample(PROMPTS, SamplingParams(n=2, max_new_tokens=8, seed=6))
+
+
+def test_stop_strings_truncate_the_text(backend):
+    free = backend.sample(PROMPTS, SamplingParams(n=2, max_new_tokens=10, temperature=1.0, seed=0))
+    # a stop string that the unconstrained samples contain: every cut sample is a prefix without it
+    stop = next(s[3:5] for cs in free for s in cs if len(s) >= 5)
+    cut = backend.sample(PROMPTS, SamplingParams(n=2, max_new_tokens=10, temperature=1.0, seed=0, stop=(stop,)))
+    for cs in cut:
+        for s in cs:
+            assert stop not in s
+    assert truncate_at_stop("a Q: b Q: c", ["Q:"]) == "a "
+    assert truncate_at_stop("abc", ["x", ""]) == "abc"
+
+
+def test_eos_ends_a_sample(model_dir):
+    b = load_backend(str(model_dir))
+    with torch.no_grad():  # make EOS (id 2) the only likely token
+        b.model.lm_head.weight.zero_()
+        b.model.lm_head.weight[2] = 50.0 * b.model.model.norm.weight.sign()
+    assert b._sample_ids([[5, 6, 7]], SamplingParams(n=2, max_new_tokens=8), batch_seed=0) == [[[], []]]
+
+
+def test_logprob_continuations_match_the_logits_by_hand(backend):
+    got = backend.logprob_continuations(PROMPTS, ["Correct", "Incorrect", "The answer is 42"])
+    assert got.shape == (3, 3)
+    tok = backend.tokenizer
+    for i, prompt in enumerate(PROMPTS):
+        for j, cont in enumerate(["Correct", "Incorrect", "The answer is 42"]):
+            ctx = tok(prompt).input_ids
+            full = tok(prompt + " " + cont).input_ids
+            assert full[:len(ctx)] == ctx
+            with torch.no_grad():
+                logp = torch.log_softmax(backend.model(torch.tensor([full])).logits[0].float(), -1)
+            want = sum(float(logp[k - 1, full[k]]) for k in range(len(ctx), len(full)))
+            assert got[i, j] == pytest.approx(want, abs=1e-4)
+
+
+def test_continuation_ids_leading_space():
+    vocab = {"Judge:": 1, " Correct": 2, "Correct": 3}
+
+    def encode(text, special):  # a toy tokenizer: splits before spaces
+        import re
+        return [vocab[w] for w in re.findall(r" ?\S+", text)]
+    assert continuation_ids(encode, "Judge:", "Correct") == ([1], [2])
+    assert continuation_ids(encode, "Judge:", " Correct") == ([1], [2])
+    with pytest.raises(ValueError):
+        continuation_ids(encode, "Judge:", "")
+
+
+def test_vllm_without_vllm_is_a_clear_error(model_dir, monkeypatch):
+    monkeypatch.setattr(backends.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(BackendUnavailableError, match="not installed.*backend='transformers'"):
+        load_backend(str(model_dir), backend="vllm")
+
+
+def test_vllm_without_cuda_is_a_clear_error(model_dir, monkeypatch):
+    monkeypatch.setattr(backends.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(backends, "_cuda_available", lambda: False)
+    with pytest.raises(BackendUnavailableError, match="no CUDA GPU"):
+        load_backend(str(model_dir), backend="vllm")
+
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match="backend must be one of"):
+        load_backend("x", backend="jax")
+
+
+def test_missing_model_offline_names_the_id_and_the_fix(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(ModelNotFoundError, match=r"'gvlib-test/no-such-model'.*HF_HUB_OFFLINE.*local directory"):
+        load_backend("gvlib-test/no-such-model", backend="transformers")
+    with pytest.raises(ModelNotFoundError, match="does not exist"):
+        load_backend(str(tmp_path / "nowhere" / "model"), backend="transformers")
+
+
+class _FakeLLM:
+    """Records its arguments; answers like vllm.LLM."""
+
+    def __init__(self, hf_tokenizer, **kw):
+        self.kw, self.calls, self._tok = kw, [], hf_tokenizer
+
+    def get_tokenizer(self):
+        return self._tok
+
+    def generate(self, prompts, params, use_tqdm=True):
+        self.calls.append((prompts, params))
+        if isinstance(params, list):  # sampling: one SamplingParams per prompt
+            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"{p}|{k} Q: tail")
+                                                   for k in range(sp.n)]) for p, sp in zip(prompts, params)]
+        # scoring: prompt log-probs, log P(token t at position i) = -(i + t / 1000)
+        return [types.SimpleNamespace(prompt_logprobs=[None] + [
+            {t: types.SimpleNamespace(logprob=-(i + t / 1000))} for i, t in enumerate(r["prompt_token_ids"][1:], 1)])
+            for r in prompts]
+
+
+def test_vllm_backend_maps_arguments(model_dir, monkeypatch):
+    from tiny_model import tiny_tokenizer
+    tok = tiny_tokenizer()
+    fake = types.ModuleType("vllm")
+    fake.SamplingParams = lambda **kw: types.SimpleNamespace(**kw)
+    fake.LLM = lambda **kw: _FakeLLM(tok, **kw)
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    monkeypatch.setattr(backends.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(backends, "_cuda_available", lambda: True)
+    b = load_backend(str(model_dir), dtype="bfloat16", tensor_parallel_size=4, pipeline_parallel_size=2,
+                     distributed_executor_backend="ray")
+    assert b.name == "vllm" and b.fingerprint == fingerprint(model_dir)
+    kw = b.llm.kw
+    assert kw["model"] == str(model_dir) and kw["tensor_parallel_size"] == 4 and kw["pipeline_parallel_size"] == 2
+    assert kw["distributed_executor_backend"] == "ray" and kw["enable_prefix_caching"] is False
+    assert kw["dtype"] == "bfloat16"
+
+    out = b.sample(["a", "b"], SamplingParams(n=2, temperature=0.5, top_p=0.8, max_new_tokens=7, stop=("Q:",), seed=3))
+    assert out == [["a|0 ", "a|1 "], ["b|0 ", "b|1 "]]
+    sps = b.llm.calls[-1][1]
+    assert [(s.n, s.temperature, s.top_p, s.max_tokens, s.stop) for s in sps] == [(2, 0.5, 0.8, 7, ["Q:"])] * 2
+    assert sps[0].seed != sps[1].seed  # seeded per prompt
+    assert b.sample(["a"], SamplingParams(n=1, seed=3)) == b.sample(["a"], SamplingParams(n=1, seed=3))
+
+    scores = b.logprob_continuations(["Judge:"], ["Correct", "Incorrect"])
+    requests, sp = b.llm.calls[-1]
+    assert sp.prompt_logprobs == 1 and sp.max_tokens == 1
+    for j, cont in enumerate(["Correct", "Incorrect"]):
+        ctx, cids = continuation_ids(b._tokenize, "Judge:", cont)
+        assert requests[j]["prompt_token_ids"] == ctx + cids
+        want = sum(-(i + t / 1000) for i, t in enumerate(ctx + cids) if i >= len(ctx))
+        assert scores[0, j] == pytest.approx(want)
+    assert np.all(scores < 0)

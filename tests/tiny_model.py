@@ -1,0 +1,40 @@
+"""A tiny random Llama and byte-level BPE tokenizer, built at test time (a few seconds, no download)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+CORPUS = ["Judge the correctness of the following solution of the problem. Answer with either Correct "
+          "or Incorrect. Problem: Solution: Judge: Correct Incorrect The answer is 42. Q: A: "
+          "Correctness: <correct> <incorrect> Score: 10 Preferred solution: <A> <B>"] * 4
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def tiny_tokenizer(vocab_size: int = 320) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "<s>", "</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(CORPUS, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
+
+
+def tiny_model(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:
+    cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096,
+                      pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def save_tiny(path: Path, seed: int = 0) -> Path:
+    """A tiny model + tokenizer saved with save_pretrained under ``path``."""
+    tok = tiny_tokenizer()
+    tiny_model(len(tok), seed).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
