@@ -38,6 +38,16 @@ def test_fingerprint_is_stable_and_tracks_the_weights(model_dir, tmp_path):
     assert fingerprint(other) != fingerprint(model_dir)
 
 
+def test_fingerprint_of_models_kept_under_a_cache_folder(model_dir, tmp_path):
+    import shutil
+    a = shutil.copytree(model_dir, tmp_path / ".cache" / "models" / "a")
+    b = save_tiny(tmp_path / ".cache" / "models" / "b", seed=1)
+    assert fingerprint(a) == fingerprint(model_dir) != fingerprint(b)
+    (a / ".cache").mkdir()  # a download cache inside the model folder does not count
+    (a / ".cache" / "lock").write_text("x")
+    assert fingerprint(a) == fingerprint(model_dir)
+
+
 def test_sampling_is_deterministic_under_a_seed(backend):
     params = SamplingParams(n=2, max_new_tokens=8, seed=5)
     first = backend.sample(PROMPTS, params)

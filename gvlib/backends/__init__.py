@@ -39,8 +39,8 @@ def load_backend(model: str, *, backend: str = "auto", device: str | None = None
                  dtype: str | None = None, **kw) -> Backend:
     """A loaded backend for ``model`` (a Hugging Face id or a local directory).
 
-    backend  "auto" (vLLM when importable and CUDA is available, else transformers),
-             "transformers" or "vllm"
+    backend  "auto" (vLLM when importable and CUDA is available and no device is named, else
+             transformers), "transformers" or "vllm"
     device   transformers only: "cpu", "cuda", "cuda:1" … (default: CUDA when available)
     dtype    e.g. "bfloat16", "float32" (default: bfloat16 on GPU, float32 on CPU)
     kw       passed to the backend (HFBackend: batch_size, score_batch_size; VLLMBackend:
@@ -53,7 +53,7 @@ def load_backend(model: str, *, backend: str = "auto", device: str | None = None
         raise BackendUnavailableError(
             f"backend='vllm' cannot run here: {why_not}. Use backend='transformers' "
             "(CPU or GPU) or backend='auto', which picks transformers on this machine.")
-    if backend == "vllm" or (backend == "auto" and why_not is None):
+    if backend == "vllm" or (backend == "auto" and why_not is None and device is None):
         if device is not None:
             raise ValueError("device= applies to the transformers backend only; vLLM places the "
                              "model itself (use tensor_parallel_size / pipeline_parallel_size)")

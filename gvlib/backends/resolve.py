@@ -68,7 +68,10 @@ def fingerprint(model_dir: str | os.PathLike) -> str:
     """A hex digest identifying the config, tokenizer and weights in ``model_dir`` (see module doc)."""
     root = Path(model_dir)
     h = hashlib.sha256()
-    for f in sorted(p for p in root.rglob("*") if p.is_file() and ".cache" not in p.relative_to(root).parts):
+    files = sorted(p for p in root.rglob("*") if p.is_file() and ".cache" not in p.relative_to(root).parts)
+    if not files:
+        raise ModelNotFoundError(f"cannot fingerprint {str(root)!r}: no model files in it")
+    for f in files:
         rel = f.relative_to(root).as_posix()
         size = f.stat().st_size
         h.update(f"{rel}\0{size}\0".encode())
