@@ -120,27 +120,41 @@ class HFBackend(Backend):
 
     def logprob_continuations(self, prompts: Sequence[str], continuations: Sequence[str]) -> np.ndarray:
         pairs = [continuation_ids(self._tokenize, p, c) for p in prompts for c in continuations]
-        # A model input is the prompt plus all but the last continuation token; single-token
-        # continuations of one prompt share one input, hence one forward pass per prompt.
-        inputs: dict[tuple[int, ...], int] = {}
+        # One model input per distinct prompt + continuation[:-1], so a prompt's single-token
+        # verdicts share one forward pass; a pair asks for log P(cont[t] | input up to len(ctx)+t).
+        index: dict[tuple[int, ...], int] = {}
+        seqs: list[list[int]] = []
+        queries: list[list[tuple[int, int]]] = []
+        spans = []
         for ctx, cont in pairs:
-            inputs.setdefault(tuple(ctx + cont[:-1]), len(inputs))
-        keys = list(inputs)
-        logits_rows = self._score_ids(keys, max(len(c) for _, c in pairs))
-        out = np.empty(len(pairs))
-        for k, (ctx, cont) in enumerate(pairs):
-            row = logits_rows[inputs[tuple(ctx + cont[:-1])]]
-            out[k] = float(token_logprobs(row[-len(cont):], torch.tensor(cont)).sum())
+            i = index.setdefault(tuple(ctx + cont[:-1]), len(seqs))
+            if i == len(seqs):
+                seqs.append(ctx + cont[:-1])
+                queries.append([])
+            spans.append((i, len(queries[i]), len(cont)))
+            queries[i].extend((len(ctx) - 1 + t, tok) for t, tok in enumerate(cont))
+        logps = self._score_ids(seqs, queries)
+        out = np.array([sum(logps[i][j:j + n]) for i, j, n in spans], dtype=float)
         return out.reshape(len(prompts), len(continuations))
 
     @torch.no_grad()
-    def _score_ids(self, seqs: Sequence[Sequence[int]], last: int) -> list[torch.Tensor]:
-        """The logits (float32, on CPU) at the ``last`` final positions of every sequence."""
-        rows: list[torch.Tensor] = []
+    def _score_ids(self, seqs: Sequence[Sequence[int]],
+                   queries: Sequence[Sequence[tuple[int, int]]]) -> list[list[float]]:
+        """log P(token | seq[:pos + 1]) for every (pos, token) of ``queries[i]``, for every ``seqs[i]``.
+
+        Sequences are left-padded in batches and only the logits of the queried positions are kept.
+        """
+        out: list[list[float]] = []
         for start in range(0, len(seqs), self.score_batch_size):
-            ids, mask = self._left_pad(seqs[start:start + self.score_batch_size])
-            pos = (mask.cumsum(-1) - 1).clamp(min=0)
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos,
-                                logits_to_keep=last).logits
-            rows.extend(logits.float().cpu().unbind(0))
-        return rows
+            batch, asked = seqs[start:start + self.score_batch_size], queries[start:start + self.score_batch_size]
+            ids, mask = self._left_pad(batch)
+            keep = max(len(s) - min(p for p, _ in q) for s, q in zip(batch, asked))
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                                logits_to_keep=keep).logits
+            rows = [(b, keep - len(s) + p, tok) for b, (s, q) in enumerate(zip(batch, asked)) for p, tok in q]
+            b_idx, t_idx, tok = (torch.tensor(col, device=self.device) for col in zip(*rows))
+            flat = token_logprobs(logits[b_idx, t_idx], tok).cpu().tolist()
+            for q in asked:
+                out.append(flat[:len(q)])
+                flat = flat[len(q):]
+        return out
