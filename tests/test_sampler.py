@@ -1,0 +1,293 @@
+"""The fast sampler: exact top-p, padded logits equal unpadded ones, same distribution as ``generate``."""
+from __future__ import annotations
+
+import functools
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import chi2_contingency, chisquare
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers.generation.logits_process import TopPLogitsWarper
+
+import gvlib.sampler as sampler
+from gvlib.sampler import _HFDecoder, _LlamaDecoder, _draw, _shrink, sample_tokens, supports_fast_path, top_p_filter
+
+EOS, PAD = 2, 0
+
+
+def llama(vocab=40, seed=0, init=0.02, kv_heads=2):
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=kv_heads, max_position_embeddings=128,
+                      initializer_range=init, pad_token_id=PAD, bos_token_id=1, eos_token_id=EOS)
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def qwen2(vocab=40):
+    cfg = Qwen2Config(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                      pad_token_id=PAD, bos_token_id=1, eos_token_id=EOS)
+    torch.manual_seed(1)
+    model = Qwen2ForCausalLM(cfg).eval()
+    with torch.no_grad():  # make the q/k/v biases matter
+        for layer in model.model.layers:
+            for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj):
+                proj.bias.normal_(0, 0.5)
+    return model
+
+
+def gpt2(vocab=40):
+    cfg = GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_positions=128,
+                     pad_token_id=PAD, bos_token_id=1, eos_token_id=EOS)
+    torch.manual_seed(2)
+    return GPT2LMHeadModel(cfg).eval()
+
+
+# ---------------------------------------------------------------- top-p and the draw
+
+
+def test_top_p_filter_on_hand_made_logits():
+    probs = torch.tensor([[0.1, 0.5, 0.15, 0.25]])
+    logits = probs.log()
+    inf = float("-inf")
+    # Ascending cumulative mass: 0.1 (token 0), 0.25 (2), 0.5 (3), 1.0 (1); removed while <= 1 - top_p.
+    assert top_p_filter(logits, 0.85).isinf().tolist() == [[True, False, False, False]]
+    assert top_p_filter(logits, 0.7).isinf().tolist() == [[True, False, True, False]]
+    assert top_p_filter(logits, 0.3).isinf().tolist() == [[True, False, True, True]]
+    assert top_p_filter(logits, 1e-4).isinf().tolist() == [[True, False, True, True]]  # the argmax stays
+    assert torch.equal(top_p_filter(logits, 1.0), logits)
+    kept = top_p_filter(logits, 0.7)
+    assert kept[0, 1] == logits[0, 1] and kept[0, 3] == logits[0, 3] and kept[0, 0] == inf
+
+
+def test_top_p_filter_matches_transformers_warper():
+    torch.manual_seed(0)
+    logits = torch.randn(64, 50) * 3
+    for top_p in (0.1, 0.5, 0.9, 0.95):
+        expected = TopPLogitsWarper(top_p)(None, logits.clone())
+        assert torch.equal(top_p_filter(logits, top_p), expected)
+
+
+def test_top_p_filter_rejects_bad_values():
+    with pytest.raises(ValueError, match="top_p"):
+        top_p_filter(torch.zeros(1, 3), 0.0)
+    with pytest.raises(ValueError, match="top_p"):
+        top_p_filter(torch.zeros(1, 3), 1.5)
+
+
+@pytest.mark.parametrize("temperature,top_p", [(0.7, 0.9), (1.0, 1.0), (0.5, 0.95)])
+def test_draw_follows_tempered_nucleus_distribution(temperature, top_p):
+    logits = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, -3.0])
+    expected = top_p_filter(logits / temperature, top_p).softmax(-1).double().numpy()
+    expected /= expected.sum()
+    g = torch.Generator().manual_seed(0)
+    draws = _draw(logits.expand(40_000, -1), temperature, top_p, g).numpy()
+    counts = np.bincount(draws, minlength=len(logits))
+    assert counts[expected == 0].sum() == 0
+    support = expected > 0
+    assert chisquare(counts[support], expected[support] * len(draws)).pvalue > 1e-4
+
+
+def test_draw_is_greedy_at_temperature_zero():
+    logits = torch.randn(10, 7)
+    assert torch.equal(_draw(logits, 0.0, 0.9, torch.Generator()), logits.argmax(-1))
+
+
+# ---------------------------------------------------------------- padded batches = unpadded prompts
+
+PROMPTS = [[5, 6, 7, 8, 9, 10], [11, 12, 13], [14, 15, 16, 17, 18, 19, 20, 21]]
+FORCED = [[[3, 4, 22, 9], [7, 8, 9, 9]], [[23, 24, 25, 1], [1, 1, 1, 1]], [[26, 27, 28, 3], [30, 31, 32, 33]]]
+
+
+def _left_pad(prompts):
+    length = max(map(len, prompts))
+    ids = torch.full((len(prompts), length), PAD)
+    mask = torch.zeros_like(ids)
+    for i, p in enumerate(prompts):
+        ids[i, length - len(p):] = torch.tensor(p)
+        mask[i, length - len(p):] = 1
+    return ids, mask
+
+
+@pytest.mark.parametrize("make_model,decoder", [
+    (llama, _LlamaDecoder), (llama, _HFDecoder), (qwen2, _LlamaDecoder), (qwen2, _HFDecoder), (gpt2, _HFDecoder),
+])
+def test_decoder_logits_equal_unpadded_forward(make_model, decoder):
+    """Left-padded prompts of different lengths, two rows each, forced tokens, then dropping rows."""
+    model = make_model()
+    ids, mask = _left_pad(PROMPTS)
+    dec = decoder(model)
+    got = {(i, j): [] for i in range(3) for j in range(2)}
+    slots = [(i, j) for i in range(3) for j in range(2)]
+    with torch.no_grad():
+        first = dec.prefill(ids, mask, 4)
+        dec.expand(2)
+        logits = first.repeat_interleave(2, 0)
+        for t in range(4):
+            if t:
+                logits = dec.step(torch.tensor([FORCED[i][j][t - 1] for i, j in slots]))
+            for row, slot in enumerate(slots):
+                got[slot].append(logits[row])
+            if t == 1:  # prompt 1 stops entirely and prompt 0 loses a row: the batch shrinks to 2 x 1
+                done = torch.tensor([[False, True], [True, True], [False, False]])
+                done[2, 1] = True
+                rows, groups, per_group = _shrink(done)
+                assert groups.tolist() == [0, 2] and per_group == 1
+                dec.keep(rows, groups, per_group)
+                slots = [slots[r] for r in rows.tolist()]
+        for (i, j), rows in got.items():
+            full = torch.tensor([PROMPTS[i] + FORCED[i][j][:3]])
+            expected = model(full).logits[0, len(PROMPTS[i]) - 1:][: len(rows)]
+            torch.testing.assert_close(torch.stack(rows), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_shrink_waits_for_a_quarter_of_the_batch():
+    done = torch.zeros(4, 4, dtype=torch.bool)
+    done[0, :3] = True
+    assert _shrink(done) is None  # 3 of 16 stopped, and no prompt finished
+    done[1, :] = True
+    rows, groups, per_group = _shrink(done)
+    assert groups.tolist() == [0, 2, 3] and per_group == 4
+    done[2:, 2:] = True
+    rows, groups, per_group = _shrink(done)
+    assert groups.tolist() == [0, 2, 3] and per_group == 2
+    assert rows.tolist() == [3, 0, 8, 9, 12, 13]
+
+
+def test_fast_path_applies_to_llama_like_models_only():
+    assert supports_fast_path(llama()) and supports_fast_path(qwen2())
+    assert not supports_fast_path(gpt2())
+    wrapped = llama()
+    wrapped.model.layers[0].self_attn.q_proj = torch.nn.Sequential(wrapped.model.layers[0].self_attn.q_proj)
+    assert not supports_fast_path(wrapped)  # e.g. a LoRA-wrapped projection must not be bypassed
+
+
+# ---------------------------------------------------------------- sample_tokens
+
+
+def _sample(model, prompts, **kw):
+    args = dict(n=3, temperature=0.8, top_p=0.9, max_new_tokens=6, eos_token_ids=[EOS], seed=0, pad_token_id=PAD)
+    args.update(kw)
+    return sample_tokens(model, prompts, **args)
+
+
+def test_sample_tokens_shapes_eos_and_determinism():
+    model = llama(init=0.3)
+    out = _sample(model, PROMPTS, n=5, max_new_tokens=8, eos_token_ids=[EOS, 3, 4, 5])
+    assert len(out) == 3 and all(len(samples) == 5 for samples in out)
+    stops = {EOS, 3, 4, 5}
+    ended = 0
+    for samples in out:
+        for s in samples:
+            assert 1 <= len(s) <= 8
+            assert not stops & set(s[:-1])  # cut right after the first EOS, which is kept
+            ended += s[-1] in stops
+    assert ended > 0
+    assert out == _sample(model, PROMPTS, n=5, max_new_tokens=8, eos_token_ids=[EOS, 3, 4, 5])
+    assert out != _sample(model, PROMPTS, n=5, max_new_tokens=8, eos_token_ids=[EOS, 3, 4, 5], seed=1)
+
+
+def test_batch_size_splits_rows_and_keeps_prompt_order():
+    model = llama(init=0.3)
+    out = _sample(model, PROMPTS, n=5, batch_size=4)
+    assert [len(s) for s in out] == [5, 5, 5]
+    greedy = _sample(model, PROMPTS, n=5, batch_size=4, temperature=0.0)
+    assert greedy == _sample(model, PROMPTS, n=5, batch_size=None, temperature=0.0)
+    for prompt, samples in zip(PROMPTS, greedy):
+        assert samples == [_sample(model, [prompt], n=1, temperature=0.0)[0][0]] * 5
+
+
+def test_greedy_matches_generate():
+    model = llama(init=0.3)
+    out = _sample(model, PROMPTS, n=1, temperature=0.0, max_new_tokens=8)
+    for prompt, (tokens,) in zip(PROMPTS, out):
+        ref = model.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+                             do_sample=False, max_new_tokens=8, eos_token_id=EOS, pad_token_id=PAD)
+        ref = ref[0, len(prompt):].tolist()
+        assert tokens == (ref[: ref.index(EOS) + 1] if EOS in ref else ref)
+
+
+def test_fast_and_fallback_decoders_draw_the_same_tokens(monkeypatch):
+    model = llama(init=0.3)
+    fast = _sample(model, PROMPTS, n=4, max_new_tokens=10)
+    monkeypatch.setattr(sampler, "supports_fast_path", lambda *args: False)
+    assert _sample(model, PROMPTS, n=4, max_new_tokens=10) == fast
+
+
+def test_works_on_a_non_llama_model():
+    out = _sample(gpt2(), PROMPTS, n=2)
+    assert [len(s) for s in out] == [2, 2, 2]
+
+
+def test_rejects_bad_arguments():
+    model = llama()
+    for kw, name in [(dict(n=0), "n"), (dict(temperature=-1.0), "temperature"), (dict(top_p=0.0), "top_p"),
+                     (dict(max_new_tokens=0), "max_new_tokens"), (dict(batch_size=0), "batch_size")]:
+        with pytest.raises(ValueError, match=name):
+            _sample(model, PROMPTS, **kw)
+    with pytest.raises(ValueError, match=r"prompt_ids\[1\]"):
+        _sample(model, [[3], []])
+
+
+# ---------------------------------------------------------------- same distribution as generate
+
+STAT_PROMPTS = [[5, 6, 7, 8], [9, 10]]  # different lengths: padding is exercised too
+SAMPLES = 3000
+
+
+@functools.lru_cache(maxsize=None)
+def _first_two_generate(model, prompt, temperature, top_p):
+    torch.manual_seed(123)
+    ids = torch.tensor([list(prompt)])
+    out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=temperature,
+                         top_p=top_p, top_k=0, max_new_tokens=2, min_new_tokens=2,
+                         num_return_sequences=SAMPLES, pad_token_id=PAD)
+    return Counter(map(tuple, out[:, len(prompt):].tolist()))
+
+
+def _first_two_sampler(model, temperature, top_p):
+    out = sample_tokens(model, STAT_PROMPTS, n=SAMPLES, temperature=temperature, top_p=top_p, max_new_tokens=2,
+                        eos_token_ids=[], seed=7, pad_token_id=PAD)
+    return [Counter(tuple(s) for s in samples) for samples in out]
+
+
+def _same_distribution_pvalue(a: Counter, b: Counter) -> float:
+    """Chi-square test of homogeneity on the (first, second) token pairs; rare pairs pooled."""
+    cells = sorted(set(a) | set(b))
+    table = np.array([[a[c] for c in cells], [b[c] for c in cells]], dtype=float)
+    common = table.sum(0) >= 10
+    pooled = np.column_stack([table[:, common], table[:, ~common].sum(1)])
+    pooled = pooled[:, pooled.sum(0) > 0]
+    return chi2_contingency(pooled).pvalue
+
+
+def _tv(a: Counter, b: Counter) -> float:
+    return 0.5 * sum(abs(a[c] - b[c]) for c in set(a) | set(b)) / SAMPLES
+
+
+@pytest.fixture(scope="module")
+def peaked_model():
+    """A random model whose next-token distributions are far from uniform (so T and top-p matter)."""
+    model = llama(vocab=12, init=0.6, seed=3)
+    with torch.no_grad():
+        assert model(torch.tensor([STAT_PROMPTS[0]])).logits[0, -1].softmax(-1).max() > 0.2
+    return model
+
+
+def test_same_distribution_as_generate(peaked_model):
+    ours = _first_two_sampler(peaked_model, 0.7, 0.9)
+    for prompt, mine in zip(STAT_PROMPTS, ours):
+        theirs = _first_two_generate(peaked_model, tuple(prompt), 0.7, 0.9)
+        assert _same_distribution_pvalue(mine, theirs) > 1e-3
+        assert _tv(mine, theirs) < 0.06
+
+
+@pytest.mark.parametrize("temperature,top_p", [(1.0, 0.9), (0.7, 1.0), (0.5, 0.9)])
+def test_distribution_test_catches_a_wrong_temperature_or_top_p(peaked_model, temperature, top_p):
+    """The same statistic rejects a sampler run at other settings than generate's (T = 0.7, top-p 0.9)."""
+    wrong = _first_two_sampler(peaked_model, temperature, top_p)
+    pvalues = [_same_distribution_pvalue(mine, _first_two_generate(peaked_model, tuple(prompt), 0.7, 0.9))
+               for prompt, mine in zip(STAT_PROMPTS, wrong)]
+    assert min(pvalues) < 1e-6
