@@ -56,6 +56,14 @@ def test_sampling_is_deterministic_under_a_seed(backend):
     assert first != backend.sample(PROMPTS, SamplingParams(n=2, max_new_tokens=8, seed=6))
 
 
+def test_more_samples_than_the_batch_holds(model_dir):
+    b = load_backend(str(model_dir), batch_size=2)  # n = 5 samples come in parts of at most 2 rows
+    params = SamplingParams(n=5, max_new_tokens=6, temperature=1.0, seed=0)
+    out = b.sample(PROMPTS[:2], params)
+    assert [len(c) for c in out] == [5, 5] and out == b.sample(PROMPTS[:2], params)
+    assert len(set(out[0])) > 2  # the parts are drawn under different seeds
+
+
 def test_stop_strings_truncate_the_text(backend):
     free = backend.sample(PROMPTS, SamplingParams(n=2, max_new_tokens=10, temperature=1.0, seed=0))
     # a stop string that the unconstrained samples contain: every cut sample is a prefix without it

@@ -5,12 +5,13 @@ Sampling follows the paper's settings (§3: T = 0.7, top-p 0.9, 512 new tokens) 
 All sampling goes through :meth:`HFBackend._sample_ids` and all scoring through
 :meth:`HFBackend._score_ids`, so a faster sampler or log-prob kernel replaces one method each.
 
-Determinism: each batch is sampled under a torch seed derived from ``params.seed`` and the batch's
+Determinism: each ``generate`` call runs under a torch seed derived from ``params.seed`` and its
 prompt texts, so the same prompts, batch size and seed give the same completions on the same
 machine, whatever ran before.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import numpy as np
@@ -31,13 +32,15 @@ class HFBackend(Backend):
     """A causal LM and its tokenizer from `transformers`, on ``device``.
 
     Build it with :meth:`from_pretrained` (a local directory or Hub id) or directly from a loaded
-    model and tokenizer (then pass a ``fingerprint`` that identifies them).
+    model and tokenizer (then pass a ``fingerprint`` that identifies them). ``batch_size`` bounds
+    the rows (prompt × sample) of one ``generate`` call, ``score_batch_size`` (default: the same)
+    the sequences of one scoring forward pass.
     """
 
     name = "transformers"
 
     def __init__(self, model, tokenizer, *, model_id: str = "", fingerprint: str = "",
-                 batch_size: int = 16, score_batch_size: int | None = None):
+                 batch_size: int = 64, score_batch_size: int | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model.eval()
@@ -88,12 +91,24 @@ class HFBackend(Backend):
 
     # -- sampling ---------------------------------------------------------------------------
     def sample(self, prompts: Sequence[str], params: SamplingParams) -> list[list[str]]:
+        """``params.n`` completions per prompt, at most ``batch_size`` rows (prompt × sample) per call.
+
+        Each call samples under a seed derived from ``params.seed``, its prompts and its share of
+        the n samples, so a result depends only on the prompts, ``batch_size`` and the seed.
+        """
+        per_call = min(params.n, self.batch_size)         # samples of a prompt per generate call
+        prompts_per_call = max(1, self.batch_size // params.n)
         out: list[list[str]] = []
-        for start in range(0, len(prompts), self.batch_size):
-            batch = list(prompts[start:start + self.batch_size])
-            for seqs in self._sample_ids(self._encode(batch), params, batch_seed=derive_seed(params.seed, batch)):
-                out.append([truncate_at_stop(self.tokenizer.decode(s, skip_special_tokens=True), params.stop)
-                            for s in seqs])
+        for start in range(0, len(prompts), prompts_per_call):
+            batch = list(prompts[start:start + prompts_per_call])
+            ids = self._encode(batch)
+            got: list[list[list[int]]] = [[] for _ in batch]
+            for part, first in enumerate(range(0, params.n, per_call)):
+                share = dataclasses.replace(params, n=min(per_call, params.n - first))
+                for acc, seqs in zip(got, self._sample_ids(ids, share, derive_seed(params.seed, batch, part))):
+                    acc.extend(seqs)
+            out += [[truncate_at_stop(self.tokenizer.decode(s, skip_special_tokens=True), params.stop) for s in seqs]
+                    for seqs in got]
         return out
 
     @torch.no_grad()
