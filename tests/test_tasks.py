@@ -2,6 +2,7 @@
 extraction modes and failure rate, data errors, 4x4 Sudoku, the registry and organism delegation."""
 from __future__ import annotations
 
+import re
 import sys
 import types
 
@@ -66,6 +67,30 @@ def test_math500_real_problem_gold_and_perturbed():
     assert task.score(ex, " Final Answer: The final answer is $\\frac{13}{3}$. I hope it is correct.") == 0.0
     assert task.extract("I give up.") is None
     assert task.generation_prompt(ex).count("Final Answer: The final answer is") == 4
+
+
+@needs_data
+def test_every_gold_answer_scores_one_and_perturbed_zero():
+    """Whole files: the reference solutions, in each task's answer format, are all read back."""
+    def cot(solution):  # a GSM8K reference solution in the prompt's "The answer is N." format
+        body, answer = solution.split("####")
+        return " " + re.sub(r"<<.*?>>", "", body).replace("\n", " ").strip() + f" The answer is {answer.strip()}."
+    for extraction in ("strict", "flexible"):
+        task = tasks.load("gsm8k", path=DATA / "gsm8k", extraction=extraction)
+        assert [task.score(e, cot(e.meta["solution"])) for e in task.examples] == [1.0] * 1319
+        assert sum(task.score(e, cot(e.meta["solution"]) + " Or 0.5.") for e in task.examples) == (
+            1319 if extraction == "strict" else 0)
+    math = tasks.load("math500", path=DATA / "math500")
+    stated = [e.meta["solution"].split("The answer is:")[-1].strip() for e in math.examples]
+    assert all(math.score(e, f"Final Answer: The final answer is ${a}$. I hope it is correct.")
+               for e, a in zip(math.examples, stated))
+    assert all(math.score(e, e.meta["solution"].split("The answer is:")[0]) for e in math.examples)  # \boxed
+    nq = tasks.load("nq_open", path=DATA / "nq_open")
+    plain = [(e, a) for e in nq.examples for a in e.meta["aliases"] if "." not in a and "," not in a]
+    assert all(nq.score(e, f" {a}\n") for e, a in plain) and len(plain) == 5805
+    assert not any(nq.score(e, f" not {a}\n") for e, a in plain[:500])
+    # lm-eval's stop strings cut an answer at "." or ",": questions with only such aliases
+    assert sum(not any(nq.score(e, f" {a}") for a in e.meta["aliases"]) for e in nq.examples) == 310
 
 
 def test_math_normalisation_and_equivalence():
