@@ -1,0 +1,208 @@
+"""The update step of iterative self-improvement: LoRA SFT on the kept samples (paper §5, App. D).
+
+Algorithm 1 of the paper projects f_{t+1} onto the filtered distribution f_t[w] by maximum likelihood
+(SFT) on the samples that passed the verifier. The book does that step with a LoRA adapter (peft) so it
+runs on a CPU for the organism and on one GPU for a 7B model:
+
+* the loss is the negative log-likelihood of the completion tokens and the EOS that ends them, never of
+  the prompt (the SFT of the paper's Tab. 9 trains on solutions given questions);
+* every round's model is the *same base* f_0 with one adapter: A_{t+1} starts from A_t and is trained on
+  round t's kept samples, so f_{t+1} = f_0 ⊕ A_{t+1} is exactly "fine-tune f_t" restricted to the LoRA
+  parameters, and vLLM can serve f_{t+1} as the base plus one ``LoRARequest`` per round;
+* for the ``transformers`` backend the adapter is merged into a full model directory
+  (:func:`merge_adapter`), which then loads like any other model (same backend, same fingerprinting).
+
+Adapters and merged models are written into a temporary directory and moved into place with
+``os.replace``, so a killed run never leaves a half-written one behind.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from gvlib.backends.text import continuation_ids
+
+__all__ = ["LoraSettings", "sft_example", "train_adapter", "load_adapted", "merge_adapter", "replace_dir"]
+
+#: The projections of a Llama/Qwen block; LoRA goes on all of them by default.
+LLAMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """LoRA shape and the SFT schedule (the paper's Tab. 9: AdamW, minibatch 64, 2000 steps, lr 1e-6 for a
+    full fine-tune of 7B+; a LoRA on a tiny model needs a far larger learning rate and far fewer steps)."""
+
+    rank: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = LLAMA_PROJECTIONS
+    lr: float = 1e-3
+    steps: int = 100
+    batch_size: int = 16
+    weight_decay: float = 0.0
+    max_length: int = 2048
+
+    def __post_init__(self):
+        for name in ("rank", "steps", "batch_size", "max_length"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"LoraSettings.{name} must be >= 1, got {getattr(self, name)!r}")
+        if not self.lr > 0 or not self.alpha > 0:
+            raise ValueError(f"LoraSettings.lr and .alpha must be > 0, got lr={self.lr!r}, alpha={self.alpha!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"LoraSettings.dropout must lie in [0, 1), got {self.dropout!r}")
+        if not self.target_modules:
+            raise ValueError("LoraSettings.target_modules must name at least one module")
+
+
+def replace_dir(tmp: Path, dest: Path) -> None:
+    """Move the finished directory ``tmp`` to ``dest`` (replacing an old one): readers see all or nothing."""
+    dest = Path(dest)
+    if dest.exists():
+        old = dest.with_name(f".old-{dest.name}-{os.getpid()}")
+        os.replace(dest, old)
+        os.replace(tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, dest)
+
+
+def _temp_dir(dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".tmp-{dest.name}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return tmp
+
+
+def sft_example(tokenizer, prompt: str, completion: str, max_length: int) -> tuple[list[int], list[int]]:
+    """(input ids, labels) of one SFT pair: the prompt's labels are -100, the completion's and EOS's are kept.
+
+    The completion is tokenised as it follows the prompt (:func:`gvlib.backends.text.continuation_ids`,
+    the same rule the backends score with); sequences longer than ``max_length`` are cut from the left
+    of the prompt so the completion is kept whole where possible.
+    """
+    if tokenizer.eos_token_id is None:
+        raise ValueError("the tokenizer has no EOS token: SFT needs one to teach where a completion ends")
+
+    def encode(text: str, special: bool) -> list[int]:
+        return tokenizer(text, add_special_tokens=special).input_ids
+
+    if completion.strip():
+        ctx, cont = continuation_ids(encode, prompt, completion)
+    else:  # the model stopped at once: learn to emit EOS right after the prompt
+        ctx, cont = encode(prompt, True), []
+    cont = cont + [tokenizer.eos_token_id]
+    ids = (ctx + cont)[-max_length:]
+    labels = ([-100] * len(ctx) + cont)[-max_length:]
+    return ids, labels
+
+
+def _collate(rows: Sequence[tuple[list[int], list[int]]], pad_id: int, device) -> dict[str, torch.Tensor]:
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (x, y) in enumerate(rows):  # right padding: positions start at 0 for every row
+        ids[i, :len(x)] = torch.tensor(x)
+        labels[i, :len(y)] = torch.tensor(y)
+        mask[i, :len(x)] = 1
+    return {"input_ids": ids.to(device), "labels": labels.to(device), "attention_mask": mask.to(device)}
+
+
+def _load_base(base: str | os.PathLike, device: str | None, dtype: str | None):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from gvlib.backends.resolve import resolve_model_dir
+
+    path = resolve_model_dir(base)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch_dtype = getattr(torch, dtype) if dtype else (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device)
+    return model, tokenizer, device
+
+
+def train_adapter(base: str | os.PathLike, pairs: Sequence[tuple[str, str]], out: str | os.PathLike,
+                  settings: LoraSettings = LoraSettings(), *, init_adapter: str | os.PathLike | None = None,
+                  seed: int = 0, device: str | None = None, dtype: str | None = None) -> dict:
+    """Train a LoRA adapter on ``pairs`` = [(prompt, completion), ...] over the model ``base``; save it to ``out``.
+
+    ``init_adapter`` (the previous round's adapter) is the starting point; without it the adapter starts
+    at zero (peft's default init: the model is unchanged before the first step). Minibatches of
+    ``settings.batch_size`` pairs are drawn uniformly with replacement, ``settings.steps`` times, from a
+    generator seeded by ``seed``, so duplicates among the kept samples weigh as they do in the paper's SFT.
+    Returns the training statistics (also written to ``out/train_stats.json``).
+    """
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    if not pairs:
+        raise ValueError("train_adapter needs at least one (prompt, completion) pair; nothing passed the filter?")
+    out = Path(out)
+    t0 = time.time()
+    torch.manual_seed(seed)
+    model, tokenizer, device = _load_base(base, device, dtype)
+    if init_adapter is not None:
+        model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
+    else:
+        config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                            target_modules=list(settings.target_modules), bias="none", task_type="CAUSAL_LM")
+        model = get_peft_model(model, config)
+    for p in model.parameters():  # LoRA weights in float32 even over a bf16 base
+        if p.requires_grad:
+            p.data = p.data.float()
+    rows = [sft_example(tokenizer, p, c, settings.max_length) for p, c in pairs]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=settings.weight_decay)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    losses = []
+    for _ in range(settings.steps):
+        pick = torch.randint(len(rows), (settings.batch_size,), generator=gen).tolist()
+        batch = _collate([rows[i] for i in pick], pad_id, device)
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
+            loss = model(**batch).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        opt.step()
+        losses.append(float(loss.detach()))
+    model.eval()
+    tail = losses[-max(1, len(losses) // 10):]
+    stats = {"pairs": len(pairs), "distinct_pairs": len(set(pairs)), "steps": settings.steps,
+             "first_loss": losses[0], "final_loss": sum(tail) / len(tail), "seconds": time.time() - t0,
+             "settings": asdict(settings), "init_adapter": str(init_adapter) if init_adapter else None}
+    tmp = _temp_dir(out)
+    model.save_pretrained(tmp)
+    (tmp / "train_stats.json").write_text(json.dumps(stats, indent=2))
+    replace_dir(tmp, out)
+    return stats
+
+
+def load_adapted(base: str | os.PathLike, adapter: str | os.PathLike | None, *, device: str | None = None,
+                 dtype: str | None = None):
+    """(model, tokenizer): ``base`` with ``adapter`` merged into its weights (plain modules, no peft wrappers)."""
+    from peft import PeftModel
+
+    model, tokenizer, _ = _load_base(base, device, dtype)
+    if adapter is not None:
+        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    return model.eval(), tokenizer
+
+
+def merge_adapter(base: str | os.PathLike, adapter: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Save ``base`` with ``adapter`` merged in as a full model directory ``out`` (atomically); returns it."""
+    out = Path(out)
+    model, tokenizer = load_adapted(base, adapter, device="cpu", dtype="float32")
+    tmp = _temp_dir(out)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    replace_dir(tmp, out)
+    return out

@@ -1,0 +1,281 @@
+"""Iterative self-improvement (paper §5): LoRA SFT, the round loop, resumption, pass@k and diversity bookkeeping.
+
+Everything runs on a random Llama with a few thousand parameters and a word-level tokenizer built here,
+on a toy task whose answer is one digit, so a random model is right now and then and SFT on its right
+answers visibly helps.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from gvlib import iterate
+from gvlib.finetune import LoraSettings, load_adapted, merge_adapter, sft_example, train_adapter
+from gvlib.iterate import IterationConfig, IterationRun, ModelRef, claim_check, diversity, pass_at_k_curve
+from gvlib.tasks.base import Example, Task
+
+WORDS = ["[PAD]", "[BOS]", "[EOS]", "[UNK]", "0", "1", "2", "3", "q", "=", "Judge:", "Correct", "Incorrect"]
+
+
+class ToyTask(Task):
+    """``q a b =`` → (a + b) mod 4, one digit; the MC verifier prompt ends with ``Judge:``."""
+
+    name = "toy/sum4"
+    max_new_tokens = 3
+
+    def generation_prompt(self, example: Example) -> str:
+        return f"{example.question} ="
+
+    def extract(self, completion: str) -> str | None:
+        words = completion.split()
+        return words[0] if words and words[0] in "0123" else None
+
+    def score(self, example: Example, completion: str) -> float:
+        return float(self.extract(completion) == example.answer)
+
+    def verifier_prompt(self, method: str, example: Example, candidate: str, other: str | None = None) -> str:
+        return f"{example.question} = {candidate} Judge:"
+
+
+def toy_task(pairs) -> ToyTask:
+    return ToyTask([Example(f"{a}{b}", f"q {a} {b}", str((a + b) % 4)) for a, b in pairs])
+
+
+def save_tiny_model(path: Path, seed: int = 0) -> str:
+    vocab = {w: i for i, w in enumerate(WORDS)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.post_processor = processors.TemplateProcessing(single="[BOS] $A", special_tokens=[("[BOS]", 1)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="[BOS]", eos_token="[EOS]",
+                                        pad_token="[PAD]", unk_token="[UNK]", padding_side="left")
+    config = LlamaConfig(vocab_size=len(WORDS), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
+                         pad_token_id=0, bos_token_id=1, eos_token_id=2, tie_word_embeddings=True,
+                         initializer_range=0.3)  # large enough embeddings for confident logits
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config.pad_token_id, model.generation_config.eos_token_id = 0, 2
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """A few-thousand-parameter model runs fastest on one thread (and far faster on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> str:
+    return save_tiny_model(tmp_path_factory.mktemp("tiny") / "f0")
+
+
+EVAL = [(a, b) for a in range(4) for b in range(4)][:8]
+TRAIN = [(a, b) for a in range(4) for b in range(4)][8:]
+FAST_LORA = LoraSettings(rank=4, alpha=8, lr=2e-2, steps=40, batch_size=8)
+
+
+def logits_of(model, tokenizer, text: str) -> torch.Tensor:
+    with torch.no_grad():
+        return model(**tokenizer(text, return_tensors="pt")).logits[0, -1]
+
+
+# -- finetune -------------------------------------------------------------------------------------
+def test_sft_example_masks_the_prompt_and_ends_with_eos(tiny):
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(tiny)
+    ids, labels = sft_example(tok, "q 1 2 =", "3", max_length=64)
+    assert tok.convert_ids_to_tokens(ids) == ["[BOS]", "q", "1", "2", "=", "3", "[EOS]"]
+    assert labels == [-100] * 5 + [tok.convert_tokens_to_ids("3"), tok.eos_token_id]
+    ids, labels = sft_example(tok, "q 1 2 =", "", max_length=64)  # an empty completion: learn to stop
+    assert labels[-1] == tok.eos_token_id and labels[:-1] == [-100] * 5
+
+
+def test_adapter_changes_the_model_towards_the_kept_answers(tiny, tmp_path):
+    pairs = [("q 1 2 =", "3"), ("q 0 1 =", "1")] * 4
+    stats = train_adapter(tiny, pairs, tmp_path / "a1", FAST_LORA, seed=0)
+    assert stats["final_loss"] < stats["first_loss"]
+    base, tok = load_adapted(tiny, None)
+    tuned, _ = load_adapted(tiny, tmp_path / "a1")
+    three = tok.convert_tokens_to_ids("3")
+    before, after = logits_of(base, tok, "q 1 2 ="), logits_of(tuned, tok, "q 1 2 =")
+    assert not torch.allclose(before, after)
+    assert after.log_softmax(-1)[three] > before.log_softmax(-1)[three] + 1.0
+    # merged on disk == merged in memory; continuing from a1 moves the model further
+    merged = merge_adapter(tiny, tmp_path / "a1", tmp_path / "m1")
+    on_disk, _ = load_adapted(merged, None)
+    torch.testing.assert_close(logits_of(on_disk, tok, "q 1 2 ="), after)
+    train_adapter(tiny, [("q 1 2 =", "0")] * 8, tmp_path / "a2", FAST_LORA, init_adapter=tmp_path / "a1", seed=1)
+    again, _ = load_adapted(tiny, tmp_path / "a2")
+    assert not torch.allclose(logits_of(again, tok, "q 1 2 ="), after)
+    assert not list(tmp_path.glob(".tmp-*")), "a temporary directory was left behind"
+
+
+def test_train_adapter_rejects_an_empty_filter(tiny, tmp_path):
+    with pytest.raises(ValueError, match="nothing passed the filter"):
+        train_adapter(tiny, [], tmp_path / "a", FAST_LORA)
+    with pytest.raises(ValueError, match="LoraSettings.steps"):
+        LoraSettings(steps=0)
+
+
+# -- bookkeeping ----------------------------------------------------------------------------------
+def test_pass_at_k_curve_is_the_unbiased_estimator_averaged_over_prompts():
+    u = np.array([[1, 0, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]])
+    curve = pass_at_k_curve(u)
+    assert list(curve) == [1, 2, 4]
+    assert curve[1] == pytest.approx((0.25 + 1 + 0) / 3)
+    assert curve[2] == pytest.approx((1 - 3 / 6 + 1 + 0) / 3)  # 1 - C(3,2)/C(4,2) for the first prompt
+    assert curve[4] == pytest.approx(2 / 3)
+    assert list(pass_at_k_curve(np.ones((1, 6)))) == [1, 2, 4, 6]
+    with pytest.raises(ValueError, match="prompts, samples"):
+        pass_at_k_curve(np.ones(4))
+
+
+def test_diversity_counts_distinct_answers_per_prompt():
+    task = toy_task([(0, 0), (1, 1)])
+    d = diversity(task, [["1", "1 2", "2", "x"], ["0", "0", "0", "0"]])
+    assert d["distinct_answers"] == pytest.approx((2 + 1) / 2)  # {1, 2} and {0}; "x" has no answer
+    assert d["distinct_completions"] == pytest.approx((4 + 1) / 2)
+    assert d["no_answer"] == pytest.approx(1 / 8)
+
+
+def _fake_round(t, g, pk):
+    return {"accuracy": pk["1"], "gap": {"gap": g, "relative_gap": g}, "filter": None,
+            "diversity": {"distinct_answers": 3 - t}, "pass_at_k": pk}
+
+
+def test_claim_check_reads_saturation_and_diversity_from_the_numbers():
+    rounds = [_fake_round(0, 0.04, {"1": 0.5, "2": 0.7, "4": 0.9}),
+              _fake_round(1, 0.01, {"1": 0.6, "2": 0.72, "4": 0.85}),
+              _fake_round(2, 0.002, {"1": 0.62, "2": 0.7, "4": 0.8})]
+    check = claim_check(IterationRun(None, Path("."), rounds))
+    assert check["saturation_round"] == 2 and check["saturates_within_3_rounds"]
+    assert check["pass@1_rises"] and check["pass@4_falls"] and check["diversity_drop"]
+    rounds[2]["pass_at_k"]["4"] = 0.95
+    rounds[2]["gap"]["gap"] = 0.02
+    check = claim_check(IterationRun(None, Path("."), rounds))
+    assert check["saturation_round"] is None and not check["diversity_drop"]
+
+
+def test_config_names_the_bad_parameter():
+    with pytest.raises(ValueError, match="verifier must be one of"):
+        IterationConfig(model="m", verifier="oracle")
+    with pytest.raises(ValueError, match="exactly one of tau and quantile"):
+        IterationConfig(model="m", tau=0.5, quantile=0.5)
+    with pytest.raises(ValueError, match="only used with verifier='fixed'"):
+        IterationConfig(model="m", fixed_verifier="other")
+
+
+# -- stage dispatch -------------------------------------------------------------------------------
+def test_isolated_stage_runs_in_another_process_and_reraises():
+    # builtins, so the spawned process imports nothing heavy
+    assert iterate.run_stage(os.getpid, isolate=True) != os.getpid()
+    assert iterate.run_stage(os.getpid, isolate=False) == os.getpid()
+    assert iterate.run_stage(max, 3, 7, isolate=True) == 7
+    with pytest.raises(ValueError, match="stage broke"):
+        iterate.run_stage(int, "stage broke", isolate=True)
+
+
+def test_lora_llm_adds_the_rounds_adapter_to_every_generate_call():
+    class FakeLLM:
+        marker = "engine"
+
+        def generate(self, prompts, params=None, **kw):
+            return prompts, kw
+
+    llm = iterate._LoRALLM(FakeLLM(), "round-2-request")
+    assert llm.generate(["p"], None, use_tqdm=False) == (["p"], {"use_tqdm": False, "lora_request": "round-2-request"})
+    assert llm.marker == "engine"
+
+
+def test_transformers_stages_use_the_merged_model(tiny, tmp_path):
+    with pytest.raises(ValueError, match="needs the merged directory"):
+        iterate.open_backend(ModelRef(base=tiny, adapter=str(tmp_path), name="f1", lora_id=1), "transformers")
+
+
+# -- the loop -------------------------------------------------------------------------------------
+def config(tiny, **kw) -> IterationConfig:
+    base = dict(model=tiny, rounds=2, n=8, method="mc", tau=None, quantile=0.5, verifier="self",
+                temperature=1.0, top_p=1.0, lora=FAST_LORA, seed=0, backend="transformers")
+    return IterationConfig(**{**base, **kw})
+
+
+def test_two_rounds_train_evaluate_and_keep_every_adapter(tiny, tmp_path):
+    run = iterate.run_iterations(toy_task(EVAL), config(tiny, verifier="gold", tau=0.5, quantile=None),
+                                 run_dir=tmp_path / "run", cache=None)
+    assert [r["round"] for r in run.rounds] == [0, 1, 2]
+    for t in (0, 1):
+        r = run.rounds[t]
+        assert r["trained"] and r["filter"]["prompts"] == "eval" and 0 < r["filter"]["yield"] < 1
+        assert r["filter"]["kept_accuracy"] == 1.0  # the gold verifier keeps exactly the right answers
+        assert (run.run_dir / f"round_{t:02d}" / "adapter" / "adapter_config.json").is_file()
+        assert (run.run_dir / r["next_model"]["merged"] / "config.json").is_file()
+    assert run.rounds[2]["filter"] is None and run.rounds[2]["next_model"] is None
+    assert set(run.rounds[0]["pass_at_k"]) == {"1", "2", "4", "8"}
+    assert run.rounds[0]["pass_at_k"]["1"] == pytest.approx(run.rounds[0]["accuracy"])
+    acc = run.series("accuracy")
+    assert acc[2] > acc[0] + 0.1, f"SFT on the right answers did not help: {acc}"
+    assert run.rounds[0]["gap"]["gap"] > 0  # the gold verifier's gap: the best any filter can do
+
+
+def test_self_verification_filters_the_training_prompts(tiny, tmp_path):
+    run = iterate.run_iterations(toy_task(EVAL), config(tiny, rounds=1), train_task=toy_task(TRAIN),
+                                 run_dir=tmp_path / "run", cache=None)
+    first = run.rounds[0]
+    assert first["filter"]["prompts"] == "train" and first["verifier"] == "self"
+    assert first["filter"]["total"] == len(TRAIN) * 8
+    assert first["filter"]["kept"] >= first["filter"]["total"] // 4  # quantile 0.5 keeps the top half or so
+    kept = json.loads((run.run_dir / "round_00" / "kept.json").read_text())
+    train_prompts = {f"q {a} {b} =" for a, b in TRAIN}
+    assert len(kept) == first["filter"]["kept"] and {p for p, _ in kept} <= train_prompts
+    assert run.rounds[1]["model"]["merged"] is not None
+
+
+def test_a_killed_run_resumes_at_the_first_unfinished_round(tiny, tmp_path, monkeypatch):
+    cfg = config(tiny)
+    reference = iterate.run_iterations(toy_task(EVAL), cfg, run_dir=tmp_path / "ref", cache=None)
+
+    calls = {"sample": 0, "train": 0}
+    real_sample, real_train = iterate._sample_stage, iterate._train_stage
+
+    def counting_sample(*a):
+        calls["sample"] += 1
+        return real_sample(*a)
+
+    def dying_train(*a):
+        calls["train"] += 1
+        if calls["train"] == 2:
+            raise KeyboardInterrupt("killed during round 1's fine-tuning")
+        return real_train(*a)
+
+    monkeypatch.setattr(iterate, "_sample_stage", counting_sample)
+    monkeypatch.setattr(iterate, "_train_stage", dying_train)
+    with pytest.raises(KeyboardInterrupt):
+        iterate.run_iterations(toy_task(EVAL), cfg, run_dir=tmp_path / "run", cache=None)
+    assert (tmp_path / "run" / "round_00" / "metrics.json").is_file()
+    assert not (tmp_path / "run" / "round_01" / "metrics.json").exists()
+    assert calls == {"sample": 2, "train": 2}
+
+    calls.update(sample=0, train=0)
+    monkeypatch.setattr(iterate, "_train_stage", real_train)
+    resumed = iterate.run_iterations(toy_task(EVAL), cfg, run_dir=tmp_path / "run", cache=None)
+    assert calls["sample"] == 2  # rounds 1 and 2 only: round 0 was read back
+    assert resumed.series("accuracy") == reference.series("accuracy")
+    assert resumed.series("gap") == reference.series("gap")
+
+    # a longer run reuses every finished round, and turns the old last round into a training round
+    calls.update(sample=0)
+    longer = iterate.run_iterations(toy_task(EVAL), config(tiny, rounds=3), run_dir=tmp_path / "run", cache=None)
+    assert calls["sample"] == 2 and len(longer.rounds) == 4 and longer.rounds[2]["trained"]
+    assert longer.series("accuracy")[:2] == reference.series("accuracy")[:2]
