@@ -1,0 +1,170 @@
+"""Train (or reuse) a preset's family of models: ``ensure_family(preset) -> Family`` (DESIGN.md).
+
+Layout of a family directory::
+
+    seed/candidates.json    labelled samples of the seed model (the verification candidates), keyed
+    <model>/                save_pretrained model + tokenizer + manifest.json, one per member
+    family.json             the family manifest (world, preset, members), written last
+
+Caching and resume: a member counts as finished only when ``<model>/manifest.json`` exists with the
+member's key (hash of the preset's config and CODE_VERSION); anything else (a stopped run, a
+half-written or stale directory) is retrained. Models are written to a temp dir and moved into place
+(:func:`gvlib.organism.train.save_atomic`). A file lock serialises concurrent builds of one directory.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import transformers
+
+from gvlib.organism.corpus import CandidatePool, Corpus
+from gvlib.organism.presets import CODE_VERSION, Preset, get_preset
+from gvlib.organism.seed import seed_candidates
+from gvlib.organism.tasks import make_task
+from gvlib.organism.tokenizer import build_tokenizer
+from gvlib.organism.train import build_model, eval_losses, param_counts, save_atomic, train_model
+from gvlib.organism.world import TASKS, World, WorldConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One trained member, as the notebooks use it."""
+
+    name: str
+    path: Path
+    params: int          # non-embedding parameters (the N of 6·N·D)
+    params_total: int
+    train_tokens: int    # D: real tokens trained on
+    flops: float         # 6·N·D with N non-embedding
+    manifest: dict = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A trained family: its directory, world and members, smallest first."""
+
+    preset: str
+    path: Path
+    world: WorldConfig
+    models: list[ModelEntry]
+    trained_now: list[str] = field(default_factory=list)
+
+    def model(self, name: str) -> ModelEntry:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise KeyError(f"no model {name!r} in family {self.preset}: {[m.name for m in self.models]}")
+
+
+def default_dir(preset: str) -> Path:
+    """``$GVLIB_CACHE/organism/<preset>``, by default ``<repo>/.cache/gvlib/organism/<preset>``."""
+    root = Path(os.environ["GVLIB_CACHE"]) if os.environ.get("GVLIB_CACHE") else REPO_ROOT / ".cache" / "gvlib"
+    return root / "organism" / preset
+
+
+def ensure_family(preset: str | Preset = "default", out: str | Path | None = None, *,
+                  on_model_done: Callable[[ModelEntry], None] | None = None) -> Family:
+    """Train every member of ``preset`` not already finished in ``out``, then return the family.
+
+    ``on_model_done(entry)`` is called after each member is available (trained or reused).
+    """
+    preset = get_preset(preset) if isinstance(preset, str) else preset
+    out = Path(out) if out is not None else default_dir(preset.name)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build(preset, out, on_model_done)
+
+
+def _build(preset: Preset, out: Path, on_model_done) -> Family:
+    for stale in out.glob(".tmp-*"):  # left by a stopped run (the lock excludes a live one)
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+    world = World(preset.world)
+    tokenizer = build_tokenizer(preset.world)
+    tasks = {t: make_task(t, world) for t in TASKS}
+    records = _seed_stage(preset, out, world, tasks, tokenizer)
+    pools = {t: CandidatePool(tasks[t], records[t]) for t in tasks if preset.mixture.tasks.get(t, 0) > 0}
+
+    entries, trained = [], []
+    for spec in preset.models:
+        key = preset.model_key(spec)
+        dest = out / spec.name
+        manifest = _read_manifest(dest)
+        if manifest is None or manifest.get("key") != key:
+            corpus = Corpus(world, tasks, tokenizer.get_vocab(), preset.mixture, pools, seed=preset.seed)
+            model = build_model(spec, tokenizer, preset.train, preset.seed)
+            stats = train_model(model, corpus, spec, preset.train, desc=spec.name)
+            total, non_emb = param_counts(model)
+            manifest = {
+                "name": spec.name, "preset": preset.name, "key": key, "code_version": CODE_VERSION,
+                "params_non_embedding": non_emb, "params_total": total,
+                "train_tokens": stats["train_tokens"], "flops": 6.0 * non_emb * stats["train_tokens"],
+                "flops_total_params": 6.0 * total * stats["train_tokens"], "flops_convention": "6*N*D, N = non-embedding",
+                "final_train_loss": stats["final_train_loss"], "eval_losses": eval_losses(model, corpus, preset.train),
+                "seed": preset.seed, "wall_time_s": stats["wall_time_s"], "spec": asdict(spec),
+                "train": asdict(preset.train), "llama_config": model.config.to_dict(), "world": preset.world.to_dict(),
+                "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                             "python": platform.python_version()},
+            }
+            save_atomic(model, tokenizer, manifest, dest)
+            trained.append(spec.name)
+        entry = ModelEntry(spec.name, dest, manifest["params_non_embedding"], manifest["params_total"],
+                           manifest["train_tokens"], manifest["flops"], manifest)
+        entries.append(entry)
+        if on_model_done is not None:
+            on_model_done(entry)
+
+    family = {
+        "preset": preset.name, "key": preset.key(), "code_version": CODE_VERSION, "world": preset.world.to_dict(),
+        "config": preset.to_dict(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "models": [{k: v for k, v in e.manifest.items() if k in _SUMMARY} | {"path": e.name} for e in entries],
+    }
+    _write_json_atomic(out / "family.json", family)
+    return Family(preset.name, out, preset.world, entries, trained)
+
+
+_SUMMARY = ("name", "params_non_embedding", "params_total", "train_tokens", "flops", "final_train_loss",
+            "eval_losses", "wall_time_s", "seed", "key")
+
+
+def _seed_stage(preset: Preset, out: Path, world: World, tasks, tokenizer) -> dict[str, list[dict]]:
+    """The seed model's labelled samples, cached in ``seed/candidates.json`` under the shared key."""
+    path = out / "seed" / "candidates.json"
+    key = preset.shared_key()
+    if path.is_file():
+        try:
+            cached = json.loads(path.read_text())
+            if cached.get("key") == key:
+                return cached["records"]
+        except (json.JSONDecodeError, KeyError):
+            pass  # a corrupt cache entry is recomputed, never read
+    t0 = time.time()
+    records = seed_candidates(world, tasks, tokenizer, preset.seed_stage, preset.train, preset.mixture, preset.seed)
+    summary = {t: {"n": len(r), "correct": sum(x["u"] for x in r)} for t, r in records.items()}
+    _write_json_atomic(path, {"key": key, "wall_time_s": time.time() - t0, "summary": summary, "records": records})
+    return records
+
+
+def _read_manifest(dest: Path) -> dict | None:
+    try:
+        return json.loads((dest / "manifest.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _write_json_atomic(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
+    os.replace(tmp, path)

@@ -1,0 +1,77 @@
+"""The organism's presets: ``tiny`` (three models, seconds to a minute, for tests) and ``default``
+(the book's family of five, ~12 minutes on two idle cores). A preset is everything that determines
+the trained models; its hash (with CODE_VERSION) keys the cache."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+from gvlib.organism.corpus import Mixture
+from gvlib.organism.seed import SeedConfig
+from gvlib.organism.train import ModelSpec, TrainConfig
+from gvlib.organism.world import WorldConfig
+
+#: Bump when a code change alters what a preset trains (invalidates every cached model).
+CODE_VERSION = "organism-1"
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    models: tuple[ModelSpec, ...]
+    seed_stage: SeedConfig
+    world: WorldConfig = WorldConfig()
+    train: TrainConfig = TrainConfig()
+    mixture: Mixture = Mixture()
+    seed: int = 0
+
+    def __post_init__(self):
+        names = [m.name for m in self.models]
+        if not names or len(set(names)) != len(names) or "seed" in names:
+            raise ValueError(f"preset {self.name}: model names must be unique, non-empty and not 'seed': {names}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def shared_key(self) -> str:
+        """Hash of everything but the model list (world, corpus, seed stage, training shape, seed)."""
+        d = self.to_dict()
+        d.pop("models"), d.pop("name")
+        return _hash(d)
+
+    def model_key(self, spec: ModelSpec) -> str:
+        """The cache key of one member: the shared part of the preset plus its own spec."""
+        return _hash({"shared": self.shared_key(), "model": asdict(spec)})
+
+    def key(self) -> str:
+        """The cache key of the whole preset (its full config and CODE_VERSION)."""
+        return _hash(self.to_dict())
+
+
+def _hash(obj) -> str:
+    return hashlib.sha256((json.dumps(obj, sort_keys=True) + CODE_VERSION).encode()).hexdigest()[:16]
+
+
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset(
+        name="tiny",
+        models=(ModelSpec("t1", 16, 1, 2, 32, 20), ModelSpec("t2", 24, 1, 2, 48, 30),
+                ModelSpec("t3", 32, 2, 2, 64, 40)),
+        seed_stage=SeedConfig(ModelSpec("seed", 16, 1, 2, 32, 20), checkpoints=(10, 20), problems=16, samples=2),
+        train=TrainConfig(rows=8, seq_len=192),
+    ),
+    "default": Preset(
+        name="default",
+        models=(ModelSpec("m1", 24, 2, 2, 64, 300), ModelSpec("m2", 48, 2, 4, 128, 500),
+                ModelSpec("m3", 64, 3, 4, 192, 600), ModelSpec("m4", 96, 4, 4, 256, 700),
+                ModelSpec("m5", 128, 4, 4, 384, 800)),
+        seed_stage=SeedConfig(ModelSpec("seed", 48, 2, 4, 128, 300), checkpoints=(150, 300), problems=400, samples=2),
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise ValueError(f"unknown organism preset {name!r}: expected one of {sorted(PRESETS)}")
+    return PRESETS[name]

@@ -1,0 +1,283 @@
+"""The organism's tasks behind the project's Task interface (paper §3, §4; App. E formats).
+
+Three tasks, each the analogue of a paper task, with an exact checker (u in {0, 1}):
+
+- ``organism/sudoku`` 4×4 Sudoku (paper §4.3): fill the blanks; checking is 12 local unit checks.
+- ``organism/arith``  running sums mod 10 with the steps written out (the GSM8K analogue): producing
+                      needs every step right in sequence, checking looks at one step at a time.
+- ``organism/facts``  recall a value from a random knowledge base (the NQ analogue): generation and
+                      verification need the same memory.
+
+Every prompt and every verifier target is built here, and the pre-training corpus
+(:mod:`gvlib.organism.corpus`) is built from these same methods, so the prompts a verifier sees at
+test time match its training formats exactly. Verifier outputs follow the project's parsers:
+``Correctness: <correct>``, ``Score: N``, ``Preferred solution: <A>``; MC reads the next token
+(``Correct`` / ``Incorrect``) after ``Judge:``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+from gvlib.tasks.base import VERIFIER_METHODS, Example, Task
+from gvlib.organism.world import TASKS, World, WorldConfig, sudoku_solutions, sudoku_units
+
+_HEAD = {"mc": "mc", "cot_binary": "cotb", "cot_score": "cots", "tournament": "tour"}
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+class OrganismTask(Task):
+    """Shared prompt formats of the organism's tasks; subclasses define problems and checks."""
+
+    stop: Sequence[str] = ()  # generation ends with the tokenizer's EOS token
+
+    def example(self, problem: tuple) -> Example:
+        """The Example of one world problem."""
+        raise NotImplementedError
+
+    def gold_completion(self, example: Example) -> str:
+        """The correct, fully written solution (what the corpus teaches the generator)."""
+        raise NotImplementedError
+
+    def checks(self, example: Example, candidate: str) -> list[str]:
+        """The verifier's justification for ``candidate``: local checks, each ``name ok|bad``."""
+        raise NotImplementedError
+
+    # -- generation ---------------------------------------------------------------------------
+    def generation_prompt(self, example: Example) -> str:
+        return f"{example.question} ="
+
+    # -- verification (paper App. E, in the organism's compact vocabulary) ---------------------
+    def verifier_prompt(self, method: str, example: Example, candidate: str, other: str | None = None) -> str:
+        if method not in VERIFIER_METHODS:
+            raise ValueError(f"unknown verifier method {method!r}: expected one of {VERIFIER_METHODS}")
+        cand = " ".join(_words(candidate))
+        if method == "tournament":
+            if other is None:
+                raise ValueError("verifier_prompt('tournament', ...) needs `other` (solution B)")
+            return f"tour problem: {example.question} A: {cand} B: {' '.join(_words(other))} Judgement:"
+        tail = "Judge:" if method == "mc" else "Judgement:"
+        return f"{_HEAD[method]} problem: {example.question} solution: {cand} {tail}"
+
+    def verifier_target(self, method: str, example: Example, candidate: str, other: str | None = None) -> str:
+        """What an exact verifier writes after ``verifier_prompt`` (the corpus' verification targets).
+
+        MC: the verdict word. CoT-Binary: checks, then ``Correctness: <correct|incorrect>``. CoT-Score:
+        checks, then ``Score: N`` (10 correct with every check ok, 8 correct despite a failed check,
+        otherwise max(1, 6 - failed checks)). Tournament: checks of A and of B, then the preferred one:
+        the correct one, else the one with fewer failed checks, else A.
+        """
+        if method == "mc":
+            return self.mc_tokens[0] if self.score(example, candidate) == 1 else self.mc_tokens[1]
+        if method == "tournament":
+            if other is None:
+                raise ValueError("verifier_target('tournament', ...) needs `other` (solution B)")
+            ca, cb = self.checks(example, candidate), self.checks(example, other)
+            key_a = (self.score(example, candidate), -ca.count("bad"))
+            key_b = (self.score(example, other), -cb.count("bad"))
+            pick = "B" if key_b > key_a else "A"
+            return f"A {' '.join(ca)} B {' '.join(cb)} Preferred solution: <{pick}>"
+        checks = self.checks(example, candidate)
+        correct = self.score(example, candidate) == 1
+        if method == "cot_binary":
+            return f"{' '.join(checks)} Correctness: <{'correct' if correct else 'incorrect'}>"
+        if method == "cot_score":
+            bad = checks.count("bad")
+            score = (10 if bad == 0 else 8) if correct else max(1, 6 - bad)
+            return f"{' '.join(checks)} Score: {score}"
+        raise ValueError(f"unknown verifier method {method!r}: expected one of {VERIFIER_METHODS}")
+
+    def score(self, example: Example, completion: str) -> float:
+        return float(self.extract(completion) == example.answer)
+
+
+class SudokuTask(OrganismTask):
+    """4×4 Sudoku (paper §4.3): the grid row by row, rows separated by ``|``, 0 = blank."""
+
+    name = "organism/sudoku"
+    max_new_tokens = 24
+    verifier_max_new_tokens = 64
+
+    def example(self, problem: tuple) -> Example:
+        grids = sudoku_solutions(problem)
+        if len(grids) != 1:
+            raise ValueError(f"sudoku puzzle {problem} has {len(grids)} solutions: expected exactly one")
+        return Example(id="sudoku-" + "".join(map(str, problem)), question="sudoku " + _grid_text(problem),
+                       answer=_grid_text(grids[0]), meta={"puzzle": tuple(problem)})
+
+    def gold_completion(self, example: Example) -> str:
+        return example.answer
+
+    def extract(self, completion: str) -> str | None:
+        grid = _parse_grid(completion)
+        return None if grid is None else _grid_text(grid)
+
+    def score(self, example: Example, completion: str) -> float:
+        """1 iff the completion is a full grid that solves the puzzle (exact constraint check)."""
+        return float(self.checks(example, completion).count("bad") == 0)
+
+    def checks(self, example: Example, candidate: str) -> list[str]:
+        """``form bad`` for a malformed grid, else one check per unit: rows also check the givens."""
+        grid = _parse_grid(candidate)
+        if grid is None:
+            return ["form", "bad"]
+        puzzle = example.meta["puzzle"]
+        out = []
+        for name, cells in sudoku_units():
+            ok = sorted(grid[i] for i in cells) == [1, 2, 3, 4]
+            if name.startswith("r"):
+                ok = ok and all(puzzle[i] in (0, grid[i]) for i in cells)
+            out += [name, "ok" if ok else "bad"]
+        return out
+
+
+def _grid_text(grid: Sequence[int]) -> str:
+    return " | ".join(" ".join(str(v) for v in grid[4 * r:4 * r + 4]) for r in range(4))
+
+
+def _parse_grid(text: str) -> tuple[int, ...] | None:
+    rows = " ".join(_words(text)).split("|")
+    cells = [r.split() for r in rows]
+    if len(cells) != 4 or any(len(r) != 4 or any(v not in "1234" or len(v) != 1 for v in r) for r in cells):
+        return None
+    return tuple(int(v) for r in cells for v in r)
+
+
+class ArithTask(OrganismTask):
+    """Running sums mod 10 with the steps written out: ``a0 + a1 = s1 + a2 = s2 ... answer sK``."""
+
+    name = "organism/arith"
+    max_new_tokens = 56
+    verifier_max_new_tokens = 64
+
+    def example(self, problem: tuple) -> Example:
+        digits = tuple(int(d) for d in problem)
+        if len(digits) < 2 or any(not 0 <= d <= 9 for d in digits):
+            raise ValueError(f"arith problem {problem}: expected at least two digits 0-9")
+        total = sum(digits) % 10
+        return Example(id="arith-" + "".join(map(str, digits)), question="arith " + " ".join(map(str, digits)),
+                       answer=str(total), meta={"digits": digits})
+
+    def gold_completion(self, example: Example) -> str:
+        d = example.meta["digits"]
+        parts, s = [str(d[0])], d[0]
+        for a in d[1:]:
+            s = (s + a) % 10
+            parts.append(f"+ {a} = {s}")
+        return " ".join(parts) + f" answer {s}"
+
+    def extract(self, completion: str) -> str | None:
+        w = _words(completion)
+        idx = [i for i, t in enumerate(w) if t == "answer"]
+        if not idx or idx[-1] + 1 >= len(w) or not _digit(w[idx[-1] + 1]):
+            return None
+        return w[idx[-1] + 1]
+
+    def checks(self, example: Example, candidate: str) -> list[str]:
+        """One check per step (the written addend is the problem's digit, the sum is right mod 10 given
+        the previous written sum), then ``end``: the answer repeats the last sum; ``form bad`` if unreadable."""
+        digits = example.meta["digits"]
+        parsed = _parse_steps(candidate)
+        if parsed is None:
+            return ["form", "bad"]
+        steps, answer = parsed
+        out, prev = [], digits[0]
+        for i in range(1, len(digits)):
+            if i <= len(steps):
+                a, s = steps[i - 1]
+                ok = a == digits[i] and s == (prev + a) % 10
+                prev = s
+            else:
+                ok = False
+            out += [f"s{i}", "ok" if ok else "bad"]
+        if len(steps) > len(digits) - 1:
+            out += ["form", "bad"]
+        end_ok = bool(steps) and answer == steps[-1][1]
+        return out + ["end", "ok" if end_ok else "bad"]
+
+
+def _digit(w: str) -> bool:
+    return len(w) == 1 and w.isdigit()
+
+
+def _parse_steps(text: str) -> tuple[list[tuple[int, int]], int] | None:
+    w = _words(text)
+    if not w or not _digit(w[0]):
+        return None
+    steps, pos = [], 1
+    while pos + 3 < len(w) + 0 and w[pos] == "+" and w[pos + 2] == "=" and _digit(w[pos + 1]) and _digit(w[pos + 3]):
+        steps.append((int(w[pos + 1]), int(w[pos + 3])))
+        pos += 4
+    if pos + 2 == len(w) and w[pos] == "answer" and _digit(w[pos + 1]):
+        return steps, int(w[pos + 1])
+    return None
+
+
+class FactsTask(OrganismTask):
+    """Recall an attribute of an entity from the world's knowledge base (the NQ analogue, §4.3)."""
+
+    name = "organism/facts"
+    max_new_tokens = 4
+    verifier_max_new_tokens = 16
+
+    def __init__(self, examples: Sequence[Example], world: World):
+        super().__init__(examples)
+        self.world = world
+
+    def example(self, problem: tuple) -> Example:
+        entity, attribute = problem
+        if (entity, attribute) not in self.world.kb:
+            raise ValueError(f"facts problem {problem}: not in this world's knowledge base")
+        return Example(id=f"facts-{entity}-{attribute}", question=f"facts {entity} {attribute}",
+                       answer=self.world.kb[(entity, attribute)], meta={"entity": entity, "attribute": attribute})
+
+    def gold_completion(self, example: Example) -> str:
+        return example.answer
+
+    def extract(self, completion: str) -> str | None:
+        w = _words(completion)
+        return w[0] if len(w) == 1 else None
+
+    def checks(self, example: Example, candidate: str) -> list[str]:
+        """The verifier recalls the fact itself (the same memory generation needs)."""
+        return ["recall", example.answer]
+
+
+_CLASSES = {"sudoku": SudokuTask, "arith": ArithTask, "facts": FactsTask}
+
+
+def make_task(short: str, world: World, examples: Sequence[Example] = ()) -> OrganismTask:
+    """An empty (or given-examples) task object of ``short`` in ``world``."""
+    if short not in _CLASSES:
+        raise ValueError(f"unknown organism task {short!r}: expected one of {TASKS}")
+    cls = _CLASSES[short]
+    return cls(examples, world) if cls is FactsTask else cls(examples)
+
+
+def world_config_of(family: str | Path) -> WorldConfig:
+    """The world a trained family belongs to, read from its ``family.json`` manifest."""
+    path = Path(family) / "family.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no family manifest (train the family with python -m gvlib.organism)")
+    return WorldConfig.from_dict(json.loads(path.read_text())["world"])
+
+
+def load_task(name: str, *, split: str = "test", limit: int | None = None, seed: int = 0,
+              family: str | Path | None = None) -> OrganismTask:
+    """An organism task by registry name (``"organism/sudoku"``, ``"organism/arith"``, ``"organism/facts"``).
+
+    ``seed`` is the world seed (the default family's world is seed 0); with ``family`` (a family
+    directory) the world is read from its manifest instead. ``split="test"`` gives the fixed test
+    problems, ``"train"`` ``limit`` (default 1000) draws from the train problems.
+    """
+    short = name.removeprefix("organism/")
+    if short not in _CLASSES:
+        raise ValueError(f"unknown organism task {name!r}: expected one of {[f'organism/{t}' for t in TASKS]}")
+    world = World(world_config_of(family) if family is not None else WorldConfig(seed=seed))
+    task = make_task(short, world)
+    task.examples = [task.example(p) for p in world.problems(short, split, limit)]
+    return task

@@ -1,0 +1,143 @@
+"""Training one organism model: a ``transformers`` Llama built from a config, trained from scratch.
+
+FLOPs are the usual 6·N·D with N the NON-EMBEDDING parameters (embeddings are tied to the LM head)
+and D the real (non-pad) tokens the model was trained on, prompt tokens included (paper §4 counts
+pre-training FLOPs the same way). A model is written into a temporary directory and moved into place
+with ``os.replace`` only once its ``manifest.json`` is written, so a half-written model is never loaded.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from gvlib.organism.corpus import Corpus
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One family member: shape and training length (lr ~1e-3 suits these sizes, DESIGN.md)."""
+
+    name: str
+    hidden: int
+    layers: int
+    heads: int
+    intermediate: int
+    steps: int
+    lr: float = 1e-3
+
+    def __post_init__(self):
+        if self.hidden % self.heads:
+            raise ValueError(f"model {self.name}: hidden={self.hidden} is not a multiple of heads={self.heads}")
+        if min(self.hidden, self.layers, self.heads, self.intermediate, self.steps) < 1 or not self.lr > 0:
+            raise ValueError(f"model {self.name}: sizes, steps and lr must be positive: {self}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Batch shape and schedule shared by the family: ``rows`` packed rows of ``seq_len`` tokens."""
+
+    rows: int = 24
+    seq_len: int = 256
+    warmup: float = 0.05
+    min_lr_frac: float = 0.1
+    weight_decay: float = 0.01
+    max_positions: int = 512
+
+
+def build_model(spec: ModelSpec, tokenizer: PreTrainedTokenizerFast, train: TrainConfig, seed: int) -> LlamaForCausalLM:
+    """A fresh Llama of ``spec``; bos/eos/pad ids set from the tokenizer (LlamaConfig defaults are wrong)."""
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=spec.hidden, intermediate_size=spec.intermediate,
+        num_hidden_layers=spec.layers, num_attention_heads=spec.heads, num_key_value_heads=spec.heads,
+        max_position_embeddings=train.max_positions, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    model = LlamaForCausalLM(config)
+    gc = model.generation_config
+    gc.bos_token_id, gc.eos_token_id, gc.pad_token_id = config.bos_token_id, config.eos_token_id, config.pad_token_id
+    return model
+
+
+def param_counts(model: LlamaForCausalLM) -> tuple[int, int]:
+    """(total, non-embedding) parameter counts; the LM head is tied to the embedding."""
+    total = sum(p.numel() for p in model.parameters())
+    return total, total - model.get_input_embeddings().weight.numel()
+
+
+def train_model(model: LlamaForCausalLM, corpus: Corpus, spec: ModelSpec, train: TrainConfig,
+                desc: str = "", on_step: Callable[[int], None] | None = None) -> dict:
+    """Train ``model`` on ``corpus`` for ``spec.steps`` steps (AdamW, warmup + cosine); returns stats.
+
+    ``on_step(step)`` is called after every optimizer step (the seed stage samples checkpoints there).
+    """
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, betas=(0.9, 0.95), weight_decay=train.weight_decay)
+    warm = max(1, int(train.warmup * spec.steps))
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        t = (step - warm) / max(1, spec.steps - warm)
+        return train.min_lr_frac + (1 - train.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    model.train()
+    tokens, losses, t0 = 0, [], time.time()
+    bar = tqdm(range(spec.steps), desc=desc, disable=not sys.stderr.isatty(), leave=False)
+    for step in bar:
+        batch = corpus.batch(train.rows, train.seq_len)
+        tokens += batch.pop("tokens")
+        loss = model(**batch).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if on_step is not None:
+            on_step(step + 1)
+    model.eval()
+    tail = losses[-max(1, len(losses) // 10):]
+    return {"train_tokens": tokens, "final_train_loss": sum(tail) / len(tail), "wall_time_s": time.time() - t0}
+
+
+@torch.no_grad()
+def eval_losses(model: LlamaForCausalLM, corpus: Corpus, train: TrainConfig) -> dict[str, float]:
+    """Target-token loss per document kind on one fresh batch of each kind."""
+    out = {}
+    for kind in corpus.mixture.kinds:
+        if corpus.mixture.kinds[kind] > 0:
+            batch = corpus.batch(train.rows, train.seq_len, kind=kind)
+            batch.pop("tokens")
+            out[kind] = float(model(**batch).loss)
+    return out
+
+
+def save_atomic(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, manifest: dict, dest: Path) -> None:
+    """Write model, tokenizer and ``manifest.json`` into a temp dir, then move it to ``dest``."""
+    dest = Path(dest)
+    tmp = dest.parent / f".tmp-{dest.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)
+
+
+def spec_dict(spec: ModelSpec) -> dict:
+    return asdict(spec)

@@ -1,0 +1,260 @@
+"""Tests of the model organism (gvlib.organism): tasks, checkers, corpus, tokenizer, family cache/resume."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from gvlib.organism import ensure_family, get_preset, load_task
+from gvlib.organism.corpus import CandidatePool, Corpus
+from gvlib.organism.seed import SeedConfig
+from gvlib.organism.tasks import make_task
+from gvlib.organism.tokenizer import build_tokenizer
+from gvlib.organism.train import ModelSpec, TrainConfig
+from gvlib.organism.world import World, WorldConfig, all_sudoku_grids, sudoku_grid_valid
+from gvlib.tasks.base import VERIFIER_METHODS
+
+BINARY = re.compile(r"Correctness:\s*<?\s*(correct|incorrect)\s*>?")
+SCORE = re.compile(r"Score:\s*(\d+)")
+PREF = re.compile(r"Preferred solution:\s*<?\s*([AB])\s*>?")
+
+WORLD = World(WorldConfig())
+TASKS = {t: make_task(t, WORLD) for t in ("sudoku", "arith", "facts")}
+
+
+class Stop(Exception):
+    """Stands in for a run killed after its first model."""
+
+
+def _micro_preset():
+    tiny = get_preset("tiny")
+    return replace(tiny, name="micro", models=(ModelSpec("a", 16, 1, 2, 32, 6), ModelSpec("b", 24, 1, 2, 32, 6)),
+                   seed_stage=SeedConfig(ModelSpec("seed", 16, 1, 2, 32, 4), checkpoints=(2, 4), problems=6, samples=2),
+                   train=TrainConfig(rows=4, seq_len=192))
+
+
+@pytest.fixture(scope="module")
+def family_run(tmp_path_factory):
+    """Train the micro family once, stopped after its first model, then resumed."""
+    out = tmp_path_factory.mktemp("organism") / "micro"
+    preset = _micro_preset()
+
+    def stop_after_first(entry):
+        if entry.name == "a":
+            raise Stop
+
+    with pytest.raises(Stop):
+        ensure_family(preset, out, on_model_done=stop_after_first)
+    first_manifest = (out / "a" / "manifest.json").read_text()
+    resumed = ensure_family(preset, out)
+    return preset, out, resumed, first_manifest
+
+
+# -- tasks and checkers ------------------------------------------------------------------------
+def test_sudoku_grids_and_checker():
+    grids = all_sudoku_grids()
+    assert len(grids) == 288 and len(set(grids)) == 288 and all(sudoku_grid_valid(g) for g in grids)
+    task = load_task("organism/sudoku", limit=5)
+    ex = task.examples[0]
+    assert task.score(ex, task.gold_completion(ex)) == 1
+    grid = [int(v) for v in ex.answer.replace("|", " ").split()]
+    # another valid grid that ignores the givens is wrong
+    other = next(g for g in grids if tuple(g) != tuple(grid))
+    text = " | ".join(" ".join(map(str, other[4 * r:4 * r + 4])) for r in range(4))
+    assert task.score(ex, text) == 0
+    assert "bad" in task.checks(ex, text)
+    # swapping two cells of a row breaks the columns
+    swapped = grid.copy()
+    swapped[0], swapped[1] = swapped[1], swapped[0]
+    text = " | ".join(" ".join(map(str, swapped[4 * r:4 * r + 4])) for r in range(4))
+    assert task.score(ex, text) == 0
+    assert task.score(ex, "1 2 3") == 0 and task.checks(ex, "1 2 3") == ["form", "bad"]
+    assert task.extract("garbage") is None
+
+
+def test_arith_checker():
+    task = load_task("organism/arith", limit=3)
+    ex = task.examples[0]
+    gold = task.gold_completion(ex)
+    assert task.score(ex, gold) == 1 and "bad" not in task.checks(ex, gold)
+    wrong_answer = gold[:-1] + str((int(gold[-1]) + 1) % 10)
+    assert task.score(ex, wrong_answer) == 0 and task.checks(ex, wrong_answer)[-2:] == ["end", "bad"]
+    words = gold.split()
+    words[4] = str((int(words[4]) + 1) % 10)  # first written sum wrong
+    assert task.checks(ex, " ".join(words))[:2] == ["s1", "bad"]
+    assert task.extract("3 + 4 = 7 answer 7") == "7" and task.extract("no answer") is None
+
+
+def test_facts_checker():
+    task = load_task("organism/facts", limit=3)
+    ex = task.examples[0]
+    assert ex.answer == WORLD.kb[(ex.meta["entity"], ex.meta["attribute"])]
+    assert task.score(ex, ex.answer) == 1 and task.score(ex, "nothing") == 0
+
+
+def test_load_task_names_and_errors(family_run):
+    _, out, _, _ = family_run
+    for name in ("organism/sudoku", "organism/arith", "organism/facts"):
+        t = load_task(name, limit=7, family=out)
+        assert t.name == name and len(t) == 7 and len({e.id for e in t.examples}) == 7
+    assert len(load_task("organism/arith")) == WORLD.config.n_test
+    with pytest.raises(ValueError, match="organism/nope"):
+        load_task("organism/nope")
+    with pytest.raises(ValueError, match="split"):
+        load_task("organism/arith", split="dev")
+    with pytest.raises(ValueError, match="other"):
+        TASKS["arith"].verifier_prompt("tournament", TASKS["arith"].example((1, 2)), "x")
+
+
+# -- disjointness of train and test problems -----------------------------------------------------
+def test_train_and_test_problems_are_disjoint():
+    test = {t: set(WORLD.test_problems[t]) for t in TASKS}
+    train_grids, test_grids = WORLD.grid_split
+    assert not set(train_grids) & set(test_grids) and len(train_grids) + len(test_grids) == 288
+    test_grid_set = {WORLD.grids[i] for i in test_grids}
+    assert all(TASKS["sudoku"].example(p).answer for p in test["sudoku"])
+    assert all(tuple(WORLD.sudoku_solutions(p)[0]) in test_grid_set for p in test["sudoku"])
+    train_pairs, test_pairs = WORLD.fact_split
+    assert not set(train_pairs) & set(test_pairs)
+    for t in TASKS:
+        train = WORLD.problems(t, "train", limit=2000)
+        assert not set(train) & test[t], t
+        if t == "sudoku":
+            assert not {WORLD.sudoku_solutions(p)[0] for p in train} & test_grid_set
+
+
+def test_corpus_never_shows_a_test_problem():
+    vocab = build_tokenizer(WORLD.config).get_vocab()
+    pools = {t: CandidatePool(TASKS[t], [{"problem": p, "completion": "1 2", "u": 0}
+                                         for p in WORLD.problems(t, "train", limit=20)]) for t in TASKS}
+    corpus = Corpus(WORLD, TASKS, vocab, get_preset("tiny").mixture, pools, seed=3)
+    inv = {i: w for w, i in vocab.items()}
+    test_questions = {TASKS[t].example(p).question for t in TASKS for p in WORLD.test_problems[t]}
+    seen = 0
+    for _ in range(400):
+        ids, mask, kind = corpus.document()
+        if kind == "know":
+            continue
+        words = [inv[i] for i in ids[1:]]
+        if kind == "gen":
+            question = " ".join(words[:words.index("=")])
+        else:
+            start = words.index("problem:") + 1
+            end = next(i for i, w in enumerate(words) if w in ("solution:", "A:"))
+            question = " ".join(words[start:end])
+        assert question.split()[0] in TASKS and question not in test_questions, question
+        seen += 1
+    assert seen > 100
+
+
+# -- tokenizer and formats ----------------------------------------------------------------------
+def test_verifier_formats_round_trip_through_the_tokenizer():
+    tok = build_tokenizer(WORLD.config)
+    for name, task in TASKS.items():
+        ex = task.example(WORLD.test_problems[name][0])
+        good, bad = task.gold_completion(ex), "1 2"
+        for method in VERIFIER_METHODS:
+            for cand, other in ((good, bad), (bad, good)):
+                target = task.verifier_target(method, ex, cand, other)
+                text = tok.decode(tok(task.verifier_prompt(method, ex, cand, other) + " " + target)["input_ids"],
+                                  skip_special_tokens=True)
+                assert tok.unk_token_id not in tok(text)["input_ids"]
+                tail = text.split("Judge:" if method == "mc" else "Judgement:")[-1]
+                right = cand == good
+                if method == "mc":
+                    assert tail.strip() == task.mc_tokens[0 if right else 1]
+                elif method == "cot_binary":
+                    assert BINARY.findall(tail)[-1] == ("correct" if right else "incorrect")
+                elif method == "cot_score":
+                    assert (int(SCORE.findall(tail)[-1]) >= 8) == right
+                else:
+                    assert PREF.findall(tail)[-1] == ("A" if right else "B")
+        assert all(len(tok(w, add_special_tokens=False)["input_ids"]) == 1 for w in task.mc_tokens)
+
+
+# -- the family: manifests, loading, cache and resume ---------------------------------------------
+def test_manifests(family_run):
+    preset, out, fam, _ = family_run
+    fj = json.loads((out / "family.json").read_text())
+    assert [m["name"] for m in fj["models"]] == ["a", "b"] and fj["world"] == json.loads(json.dumps(WorldConfig().to_dict()))
+    assert fj["key"] == preset.key()
+    for entry in fam.models:
+        m = json.loads((entry.path / "manifest.json").read_text())
+        for k in ("params_non_embedding", "params_total", "train_tokens", "flops", "final_train_loss",
+                  "eval_losses", "seed", "wall_time_s", "spec", "llama_config", "key"):
+            assert k in m, k
+        assert m["flops"] == 6 * m["params_non_embedding"] * m["train_tokens"] > 0
+        assert m["key"] == preset.model_key(ModelSpec(**m["spec"]))
+    assert fam.models[1].flops > fam.models[0].flops
+
+
+def test_models_load_and_generate_until_eos(family_run):
+    _, _, fam, _ = family_run
+    path = fam.models[-1].path
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tok = AutoTokenizer.from_pretrained(path)
+    assert (model.config.bos_token_id, model.config.eos_token_id, model.config.pad_token_id) == \
+        (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id)
+    total = sum(p.numel() for p in model.parameters())
+    assert total == fam.models[-1].params_total
+    task = load_task("organism/facts", limit=2)
+    enc = tok([task.generation_prompt(e) for e in task.examples], return_tensors="pt", padding=True)
+    assert enc["input_ids"][0, -1] != tok.unk_token_id
+    gen = model.generate(**enc, max_new_tokens=3, do_sample=False)
+    assert gen.shape[0] == 2
+
+
+def test_resume_after_stop_does_not_retrain_first_model(family_run):
+    _, out, fam, first_manifest = family_run
+    assert fam.trained_now == ["b"]
+    assert (out / "a" / "manifest.json").read_text() == first_manifest
+
+
+def test_half_written_dirs_are_ignored_and_cache_is_reused(family_run, tmp_path):
+    preset, out, _, _ = family_run
+    copy = tmp_path / "fam"
+    shutil.copytree(out, copy)
+    (copy / "b" / "manifest.json").unlink()           # a half-written member
+    (copy / ".tmp-a-12345").mkdir()                    # a stopped run's temp dir
+    (copy / ".tmp-a-12345" / "config.json").write_text("{")
+    fam = ensure_family(preset, copy)
+    assert fam.trained_now == ["b"] and not list(copy.glob(".tmp-*"))
+    AutoModelForCausalLM.from_pretrained(copy / "b")
+    assert ensure_family(preset, copy).trained_now == []
+
+
+def test_cache_keys_are_per_model():
+    p = _micro_preset()
+    q = replace(p, models=(p.models[0], replace(p.models[1], steps=7)))
+    assert p.model_key(p.models[0]) == q.model_key(q.models[0])
+    assert p.model_key(p.models[1]) != q.model_key(q.models[1]) and p.key() != q.key()
+    r = replace(p, world=replace(p.world, seed=1))
+    assert r.model_key(r.models[0]) != p.model_key(p.models[0])
+
+
+def test_presets_span_two_orders_of_flops():
+    d = get_preset("default")
+    assert len(d.models) >= 5
+    tiny = get_preset("tiny")
+    assert len(tiny.models) == 3
+    # non-embedding params of a Llama layer: 4·h² (attention) + 3·h·ff (MLP) + 2·h (norms)
+    flops = [6 * m.layers * (4 * m.hidden ** 2 + 3 * m.hidden * m.intermediate + 2 * m.hidden) * m.steps
+             for m in d.models]
+    assert max(flops) / min(flops) > 100
+
+
+def test_sampling_is_deterministic(family_run):
+    from gvlib.organism.sampling import sample
+    _, _, fam, _ = family_run
+    model = AutoModelForCausalLM.from_pretrained(fam.models[0].path)
+    tok = AutoTokenizer.from_pretrained(fam.models[0].path)
+    prompts = [TASKS["arith"].generation_prompt(TASKS["arith"].example((1, 2, 3)))]
+    a = sample(model, tok, prompts, n=3, max_new_tokens=5, seed=1)
+    b = sample(model, tok, prompts, n=3, max_new_tokens=5, seed=1)
+    assert a == b and len(a[0]) == 3
+    assert np.all([isinstance(s, str) for s in a[0]])
