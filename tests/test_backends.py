@@ -130,12 +130,37 @@ def test_unknown_backend():
 
 
 def test_missing_model_offline_names_the_id_and_the_fix(monkeypatch, tmp_path):
+    import huggingface_hub.constants
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     with pytest.raises(ModelNotFoundError, match=r"'gvlib-test/no-such-model'.*HF_HUB_OFFLINE.*local directory"):
         load_backend("gvlib-test/no-such-model", backend="transformers")
     with pytest.raises(ModelNotFoundError, match="does not exist"):
         load_backend(str(tmp_path / "nowhere" / "model"), backend="transformers")
+
+
+def _fake_hub_cache(home, repo_id, files):
+    """A Hugging Face cache holding ``files`` as the snapshot of ``repo_id`` (as a download leaves it)."""
+    repo = home / "hub" / ("models--" + repo_id.replace("/", "--"))
+    snap = repo / "snapshots" / ("0" * 40)
+    snap.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    for f in files:
+        (snap / f.name).write_bytes(f.read_bytes())
+    return snap
+
+
+def test_hub_id_loads_offline_from_the_cache(model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    _fake_hub_cache(tmp_path, "gvlib-test/tiny", sorted(model_dir.iterdir()))
+    b = load_backend("gvlib-test/tiny", backend="transformers")
+    assert b.model_id == "gvlib-test/tiny" and b.fingerprint == fingerprint(model_dir)
+    _fake_hub_cache(tmp_path, "gvlib-test/config-only", [model_dir / "config.json"])
+    with pytest.raises(ModelNotFoundError, match="'gvlib-test/config-only'.*no weight files"):
+        load_backend("gvlib-test/config-only", backend="transformers")
 
 
 class _FakeLLM:

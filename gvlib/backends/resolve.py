@@ -18,6 +18,10 @@ from pathlib import Path
 FULL_HASH_LIMIT = 16 * 1024 * 1024
 
 
+#: What is fetched from the Hub: config, tokenizer and safetensors weights (not other formats).
+_HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken", "*.py", "*.jinja"]
+
+
 class ModelNotFoundError(FileNotFoundError):
     """A model id or path that cannot be found (offline, misspelt, or not downloaded)."""
 
@@ -45,9 +49,9 @@ def resolve_model_dir(model: str | os.PathLike) -> Path:
     from huggingface_hub import snapshot_download
     is_offline = offline()
     try:
-        return Path(snapshot_download(text, local_files_only=is_offline,
-                                      allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt",
-                                                      "*.tiktoken", "*.py", "*.jinja"]))
+        snap = Path(snapshot_download(text, local_files_only=is_offline, allow_patterns=_HUB_FILES))
+        if not any(snap.glob("*.safetensors")):  # an older repo with PyTorch .bin weights only
+            snap = Path(snapshot_download(text, local_files_only=is_offline, allow_patterns=["*.bin"]))
     except Exception as err:  # huggingface_hub raises many types (offline, 404, connection)
         how = ("HF_HUB_OFFLINE is set and the model is not in the local Hugging Face cache"
                if is_offline else f"it could not be downloaded ({type(err).__name__}: {err})")
@@ -56,6 +60,10 @@ def resolve_model_dir(model: str | os.PathLike) -> Path:
             "(a path to a folder saved with save_pretrained, holding config.json, tokenizer and "
             "weights), or unset HF_HUB_OFFLINE on a machine with network access so that it can "
             "be downloaded from the Hugging Face Hub.") from err
+    if not any(snap.glob("*.safetensors")) and not any(snap.glob("*.bin")):
+        raise ModelNotFoundError(f"model {text!r}: the local snapshot {str(snap)!r} has no weight files "
+                                 "(.safetensors or .bin); download it completely or pass a local directory")
+    return snap
 
 
 def _safetensors_header(path: Path) -> bytes:
