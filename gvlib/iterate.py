@@ -39,7 +39,7 @@ from typing import Any, Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from gvlib import engine
+from gvlib import engine, paper_numbers
 from gvlib.backends import load_backend, vllm_available
 from gvlib.backends.base import Backend
 from gvlib.backends.resolve import fingerprint, resolve_model_dir
@@ -57,8 +57,8 @@ __all__ = ["VERIFIERS", "SATURATION_GAP", "IterationConfig", "ModelRef", "Iterat
 #: Who verifies round t's samples: f_t itself, a fixed model, or the true utility (paper §5, Fig. 10).
 VERIFIERS = ("self", "fixed", "gold")
 
-#: The paper's saturation line: the gap falls below 0.5 points (Fig. 4), as a fraction.
-SATURATION_GAP = 0.005
+#: The paper's saturation line (Fig. 4: a gap below 0.5 points), as a fraction.
+SATURATION_GAP = paper_numbers.SATURATION_LINE / 100
 
 
 @dataclass(frozen=True)
@@ -423,11 +423,14 @@ def _run_round(t: int, ref: ModelRef, cfg: IterationConfig, tasks: dict[str, Tas
 def claim_check(run: IterationRun, *, line: float = SATURATION_GAP) -> dict:
     """The paper's two claims about the loop (§5), computed from ``run``'s numbers.
 
-    saturation: the first round t >= 1 whose gap is below ``line`` (the paper: after 2-3 rounds);
+    saturation: the first round t >= 1 whose gap is below ``line`` (the paper: after 2-3 rounds); it only
+                counts as saturation when round 0's gap was at or above the line (else there was no gap
+                to close);
     diversity:  from round 0 to the last, pass@1 rises while pass@n falls (the paper: pass@k rises for
                 k <= 2-4 and falls for k >= 8).
     """
     gaps = run.series("gap")
+    starts_above = gaps[0] >= line
     below = [t for t, g in enumerate(gaps) if t >= 1 and g < line]
     curve = run.pass_at_k()
     ks = sorted(curve)
@@ -437,8 +440,9 @@ def claim_check(run: IterationRun, *, line: float = SATURATION_GAP) -> dict:
     return {
         "saturation_line": line,
         "gap_by_round": gaps,
+        "starts_above_line": bool(starts_above),
         "saturation_round": below[0] if below else None,
-        "saturates_within_3_rounds": bool(below) and below[0] <= 3,
+        "saturates_within_3_rounds": bool(starts_above and below and below[0] <= 3),
         f"pass@{first}_by_round": curve[first],
         f"pass@{last}_by_round": curve[last],
         "pass@1_rises": bool(rises),

@@ -166,6 +166,10 @@ def test_claim_check_reads_saturation_and_diversity_from_the_numbers():
     rounds[2]["gap"]["gap"] = 0.02
     check = claim_check(IterationRun(None, Path("."), rounds))
     assert check["saturation_round"] is None and not check["diversity_drop"]
+    for r in rounds:  # no gap to begin with: nothing saturates
+        r["gap"]["gap"] = 0.0
+    check = claim_check(IterationRun(None, Path("."), rounds))
+    assert not check["starts_above_line"] and not check["saturates_within_3_rounds"]
 
 
 def test_config_names_the_bad_parameter():
@@ -279,3 +283,25 @@ def test_a_killed_run_resumes_at_the_first_unfinished_round(tiny, tmp_path, monk
     longer = iterate.run_iterations(toy_task(EVAL), config(tiny, rounds=3), run_dir=tmp_path / "run", cache=None)
     assert calls["sample"] == 2 and len(longer.rounds) == 4 and longer.rounds[2]["trained"]
     assert longer.series("accuracy")[:2] == reference.series("accuracy")[:2]
+
+
+# -- the notebook ---------------------------------------------------------------------------------
+def test_notebook_runs_with_the_tiny_preset(tmp_path, monkeypatch):
+    import papermill
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.setenv("GVLIB_RESULTS", str(tmp_path / "results"))
+    preset = yaml.safe_load((root / "notebooks" / "params" / "iterative" / "tiny.yaml").read_text())
+    out = tmp_path / "iterative.ipynb"
+    papermill.execute_notebook(str(root / "notebooks" / "iterative.ipynb"), str(out), parameters=preset,
+                               kernel_name="python3", progress_bar=False, cwd=str(root))
+    record = json.loads((tmp_path / "results" / "iterative.json").read_text())
+    runs = record["measured"]["runs"]
+    assert set(runs) == set(preset["verifiers"])
+    for run in runs.values():
+        assert [r["round"] for r in run["rounds"]] == list(range(preset["rounds"] + 1))
+        assert set(run["rounds"][0]["pass_at_k"]) == {"1", "2", "4"}
+    assert record["claim_check"]["main_run"] == "self" and "diversity_drop" in record["claim_check"]["self"]
+    assert (tmp_path / "results" / "iterative-pass-at-k-per-round.png").is_file()
+    assert "**Saturation.**" in out.read_text()
