@@ -31,7 +31,7 @@ from gvlib.organism.presets import CODE_VERSION, Preset, get_preset
 from gvlib.organism.seed import seed_candidates
 from gvlib.organism.tasks import make_task
 from gvlib.organism.tokenizer import build_tokenizer
-from gvlib.organism.train import build_model, eval_losses, param_counts, save_atomic, train_model
+from gvlib.organism.train import build_model, configure_threads, eval_losses, param_counts, save_atomic, train_model
 from gvlib.organism.world import TASKS, World, WorldConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -84,6 +84,7 @@ def ensure_family(preset: str | Preset = "default", out: str | Path | None = Non
     out.mkdir(parents=True, exist_ok=True)
     with open(out / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        configure_threads()
         return _build(preset, out, on_model_done)
 
 

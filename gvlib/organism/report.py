@@ -1,109 +1,92 @@
 """Does the organism show the paper's mechanism? Generation accuracy, self-verification and the gap.
 
 For every task and family member: sample ``n`` completions per test prompt (T = 0.7, top-p 0.9, the
-paper's defaults, §3), score them with the exact checker, let the SAME model verify each of its own
-samples with each pointwise method (MC: P(Correct) over {Correct, Incorrect}, kept if ≥ 0.8, the paper's
-global τ; CoT-Binary: one sampled verdict, kept if ``<correct>``; CoT-Score: one sampled score, kept if
-≥ 8), and compute the gap and relative gap of Definitions 2.1–2.2 (paper §2, §3) with 95% bootstrap
-CIs over prompts. Run: ``python -m gvlib.organism.report --family DIR``.
+paper's defaults, §3) through the engine's transformers backend, score them with the exact checker,
+let the SAME model verify each of its own samples with the engine's verifiers (:mod:`gvlib.verifiers`),
+and compute the gap and relative gap of Definitions 2.1–2.2 with :mod:`gvlib.metrics` (per prompt,
+then averaged; 95% bootstrap CIs over prompts). Filters are the paper's (§3, reference §1): MC global
+τ = 0.8, CoT-Binary kept iff ``<correct>``, CoT-Score global τ = 8, Tournament: the survivors of all
+but the last round (the top quarter of the samples). Filters use the metrics' strict ``s > τ``.
+
+Run: ``python -m gvlib.organism.report --family DIR [--json OUT]``.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from gvlib.organism.sampling import next_token_logprobs, sample
+from gvlib.backends.base import SamplingParams
+from gvlib.backends.hf import HFBackend
+from gvlib.metrics import gap, gap_from_weights
 from gvlib.organism.tasks import load_task
+from gvlib.organism.train import configure_threads
+from gvlib.verifiers import verify
 
-_BINARY = re.compile(r"Correctness:\s*<?\s*(correct|incorrect)\s*>?")
-_SCORE = re.compile(r"Score:\s*(\d+)")
-METHODS = ("mc", "cot_binary", "cot_score")
-
-
-def verdicts(model, tokenizer, task, examples, samples: list[list[str]], method: str, seed: int) -> np.ndarray:
-    """Keep (1) or reject (0) for every sample, shape (prompts, n); unparseable verdicts reject."""
-    flat = [(ex, c) for ex, cs in zip(examples, samples) for c in cs]
-    prompts = [task.verifier_prompt(method, ex, c) for ex, c in flat]
-    if method == "mc":
-        lp = next_token_logprobs(model, tokenizer, prompts, task.mc_tokens)
-        p_plus = 1.0 / (1.0 + np.exp(lp[:, 1] - lp[:, 0]))
-        keep = p_plus >= 0.8
-    else:
-        outs = [o[0] for o in sample(model, tokenizer, prompts, n=1, temperature=0.7, top_p=0.9,
-                                     max_new_tokens=task.verifier_max_new_tokens, seed=seed, batch_size=512)]
-        keep = np.array([_keep(method, o) for o in outs])
-    return keep.reshape(len(samples), -1).astype(float)
+#: The pointwise filters of the paper's headline results (reference §1): (method, global τ).
+THRESHOLDS = {"mc": 0.8, "cot_binary": 0.5, "cot_score": 8}
+METHODS = ("mc", "cot_binary", "cot_score", "tournament")
 
 
-def _keep(method: str, text: str) -> bool:
-    if method == "cot_binary":
-        m = _BINARY.findall(text)
-        return bool(m) and m[-1] == "correct"
-    m = _SCORE.findall(text)
-    return bool(m) and int(m[-1]) >= 8
-
-
-def per_prompt_gap(u: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(gap_x, relative gap_x) per prompt; a prompt with nothing kept or acc_x = 1 has gap 0."""
-    acc = u.mean(1)
-    n_kept = keep.sum(1)
-    ver = np.where(n_kept > 0, (u * keep).sum(1) / np.maximum(n_kept, 1), acc)
-    gap = ver - acc
-    rel = np.where(acc < 1, gap / np.maximum(1 - acc, 1e-12), 0.0)
-    return gap, rel
-
-
-def bootstrap_ci(values: np.ndarray, seed: int = 0, reps: int = 2000) -> tuple[float, float]:
-    """95% percentile bootstrap CI of the mean over prompts."""
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(len(values), size=(reps, len(values)))].mean(1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+def measure_model(backend: HFBackend, task, *, n: int, temperature: float, methods, seed: int) -> list[dict]:
+    """Rows (one per method) for one model on one task: gen acc, verifier accuracy, gaps with CIs."""
+    samples = backend.sample([task.generation_prompt(e) for e in task.examples],
+                             SamplingParams(n=n, temperature=temperature, top_p=0.9,
+                                            max_new_tokens=task.max_new_tokens, seed=seed))
+    u = np.array([[task.score(e, c) for c in cs] for e, cs in zip(task.examples, samples)])
+    acc_x = u.mean(1)
+    rows = []
+    for method in methods:
+        v = verify(method, backend, task, task.examples, samples, seed=seed,
+                   rounds=max(1, int(np.log2(n)) - 1) if method == "tournament" else None)
+        if method == "tournament":
+            keep = v.survivors[-1].astype(float)
+            res = gap_from_weights(u, keep)
+        else:
+            res = gap(u, v.scores, tau=THRESHOLDS[method])
+            keep = (v.scores > THRESHOLDS[method]).astype(float)
+        s = res.summary(seed=seed)
+        rows.append({
+            "task": task.name, "method": method, "gen_acc": float(u.mean()),
+            "mixed_prompts": float(np.mean((acc_x > 0) & (acc_x < 1))),
+            "distinct_samples": float(np.mean([len(set(cs)) for cs in samples])),
+            "kept": float(keep.mean()),
+            "verif_acc": None if method == "tournament" else float((keep == u).mean()),
+            "unparseable": v.unparseable_rate,
+            "gap": s["gap"], "gap_ci": s["gap_ci"], "rel_gap": s["relative_gap"], "rel_gap_ci": s["relative_gap_ci"],
+            "prompts": len(task), "n": n,
+        })
+    return rows
 
 
 def measure(family: str | Path, *, tasks=("sudoku", "arith", "facts"), prompts: int = 128, n: int = 8,
-            temperature: float = 0.7, methods=METHODS, seed: int = 0) -> list[dict]:
-    """One row per (task, model, method) with FLOPs, gen acc, verifier accuracy, gap, relative gap, CIs."""
+            temperature: float = 0.7, methods=METHODS, seed: int = 0, models=None) -> list[dict]:
+    """One row per (task, model, method) of a trained family directory."""
     family = Path(family)
     manifest = json.loads((family / "family.json").read_text())
     rows = []
     for entry in manifest["models"]:
-        path = family / entry["path"]
-        model = AutoModelForCausalLM.from_pretrained(path).eval()
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        if models and entry["name"] not in models:
+            continue
+        backend = HFBackend.from_pretrained(str(family / entry["path"]), device="cpu", batch_size=1024)
         for short in tasks:
             task = load_task(f"organism/{short}", split="test", limit=prompts, family=family)
             t0 = time.time()
-            samples = sample(model, tokenizer, [task.generation_prompt(e) for e in task.examples], n=n,
-                             temperature=temperature, top_p=0.9, max_new_tokens=task.max_new_tokens, seed=seed)
-            u = np.array([[task.score(e, c) for c in cs] for e, cs in zip(task.examples, samples)])
-            distinct = float(np.mean([len(set(cs)) for cs in samples]))
-            for method in methods:
-                keep = verdicts(model, tokenizer, task, task.examples, samples, method, seed)
-                gap, rel = per_prompt_gap(u, keep)
-                rows.append({
-                    "task": short, "model": entry["name"], "flops": entry["flops"], "method": method,
-                    "gen_acc": float(u.mean()), "mixed_prompts": float(np.mean((u.mean(1) > 0) & (u.mean(1) < 1))),
-                    "distinct_samples": distinct, "kept": float(keep.mean()),
-                    "verif_acc": float((keep == u).mean()), "gap": float(gap.mean()), "gap_ci": bootstrap_ci(gap, seed),
-                    "rel_gap": float(rel.mean()), "rel_gap_ci": bootstrap_ci(rel, seed), "prompts": len(task),
-                    "n": n, "seconds": time.time() - t0,
-                })
-                print(_fmt(rows[-1]), flush=True)
-        del model
+            for row in measure_model(backend, task, n=n, temperature=temperature, methods=methods, seed=seed):
+                row.update(model=entry["name"], flops=entry["flops"], seconds=time.time() - t0)
+                rows.append(row)
+                print(format_row(row), flush=True)
     return rows
 
 
-def _fmt(r: dict) -> str:
+def format_row(r: dict) -> str:
     lo, hi = r["rel_gap_ci"]
-    return (f"{r['task']:7} {r['model']:5} {r['flops']:9.2e} {r['method']:10} gen {100 * r['gen_acc']:5.1f}  "
-            f"mixed {100 * r['mixed_prompts']:5.1f}  verif {100 * r['verif_acc']:5.1f}  kept {100 * r['kept']:5.1f}  "
+    va = "  -  " if r["verif_acc"] is None else f"{100 * r['verif_acc']:5.1f}"
+    return (f"{r['task']:16} {r['model']:5} {r['flops']:9.2e} {r['method']:10} gen {100 * r['gen_acc']:5.1f}  "
+            f"mixed {100 * r['mixed_prompts']:5.1f}  verif {va}  kept {100 * r['kept']:5.1f}  "
             f"gap {100 * r['gap']:+6.2f}  rel {100 * r['rel_gap']:+6.2f} [{100 * lo:+6.2f}, {100 * hi:+6.2f}]")
 
 
@@ -112,15 +95,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--family", required=True, help="a family directory (python -m gvlib.organism --out DIR)")
     ap.add_argument("--tasks", default="sudoku,arith,facts")
     ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--models", default=None, help="comma-separated member names (default: all)")
     ap.add_argument("--prompts", type=int, default=128)
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="write the rows to this JSON file")
     args = ap.parse_args(argv)
-    torch.manual_seed(args.seed)
+    configure_threads()
     rows = measure(args.family, tasks=tuple(args.tasks.split(",")), prompts=args.prompts, n=args.n,
-                   temperature=args.temperature, methods=tuple(args.methods.split(",")), seed=args.seed)
+                   temperature=args.temperature, methods=tuple(args.methods.split(",")), seed=args.seed,
+                   models=args.models.split(",") if args.models else None)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 

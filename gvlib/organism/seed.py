@@ -12,8 +12,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from gvlib.backends.base import SamplingParams
+from gvlib.backends.hf import HFBackend
+
 from gvlib.organism.corpus import Corpus, Mixture
-from gvlib.organism.sampling import sample
 from gvlib.organism.tasks import OrganismTask
 from gvlib.organism.train import ModelSpec, TrainConfig, build_model, train_model
 from gvlib.organism.world import World
@@ -46,15 +48,15 @@ def seed_candidates(world: World, tasks: dict[str, OrganismTask], tokenizer, cfg
     def at_step(step: int) -> None:
         if step not in cfg.checkpoints:
             return
-        model.eval()
+        backend = HFBackend(model, tokenizer, batch_size=1024)  # puts the model in eval mode
         for name, task in tasks.items():
             problems = [world.train_problem(name, rng) for _ in range(cfg.problems)]
-            prompts = [task.generation_prompt(task.example(p)) for p in problems]
+            examples = [task.example(p) for p in problems]
+            prompts = [task.generation_prompt(e) for e in examples]
             for temp in cfg.temperatures:
-                outs = sample(model, tokenizer, prompts, n=cfg.samples, temperature=temp,
-                              max_new_tokens=task.max_new_tokens, seed=seed + step)
-                for p, completions in zip(problems, outs):
-                    ex = task.example(p)
+                outs = backend.sample(prompts, SamplingParams(n=cfg.samples, temperature=temp, top_p=0.9,
+                                                              max_new_tokens=task.max_new_tokens, seed=seed + step))
+                for p, ex, completions in zip(problems, examples, outs):
                     records[name] += [{"problem": list(p), "completion": c, "u": int(task.score(ex, c)),
                                        "step": step, "temperature": temp} for c in completions]
         model.train()

@@ -267,13 +267,17 @@ def world_config_of(family: str | Path) -> WorldConfig:
 
 
 def load_task(name: str, *, split: str = "test", limit: int | None = None, seed: int = 0,
-              family: str | Path | None = None) -> OrganismTask:
+              family: str | Path | None = None, path: str | Path | None = None) -> OrganismTask:
     """An organism task by registry name (``"organism/sudoku"``, ``"organism/arith"``, ``"organism/facts"``).
 
     ``seed`` is the world seed (the default family's world is seed 0); with ``family`` (a family
     directory) the world is read from its manifest instead. ``split="test"`` gives the fixed test
-    problems, ``"train"`` ``limit`` (default 1000) draws from the train problems.
+    problems, ``"train"`` ``limit`` (default 1000) draws from the train problems. ``path`` (what
+    :func:`gvlib.tasks.load` passes on) is another name for ``family``.
     """
+    if family is not None and path is not None and Path(family) != Path(path):
+        raise ValueError(f"load_task: family={family!r} and path={path!r} disagree; give one")
+    family = family if family is not None else path
     short = name.removeprefix("organism/")
     if short not in _CLASSES:
         raise ValueError(f"unknown organism task {name!r}: expected one of {[f'organism/{t}' for t in TASKS]}")
