@@ -131,14 +131,16 @@ def _load_base(base: str | os.PathLike, device: str | None, dtype: str | None):
 
 def train_adapter(base: str | os.PathLike, pairs: Sequence[tuple[str, str]], out: str | os.PathLike,
                   settings: LoraSettings = LoraSettings(), *, init_adapter: str | os.PathLike | None = None,
-                  seed: int = 0, device: str | None = None, dtype: str | None = None) -> dict:
+                  seed: int = 0, device: str | None = None, dtype: str | None = None,
+                  extra_stats: dict | None = None) -> dict:
     """Train a LoRA adapter on ``pairs`` = [(prompt, completion), ...] over the model ``base``; save it to ``out``.
 
     ``init_adapter`` (the previous round's adapter) is the starting point; without it the adapter starts
     at zero (peft's default init: the model is unchanged before the first step). Minibatches of
     ``settings.batch_size`` pairs are drawn uniformly with replacement, ``settings.steps`` times, from a
     generator seeded by ``seed``, so duplicates among the kept samples weigh as they do in the paper's SFT.
-    Returns the training statistics (also written to ``out/train_stats.json``).
+    Returns the training statistics, with ``extra_stats`` added (also written to ``out/train_stats.json``,
+    inside the adapter directory, so they are there exactly when the adapter is).
     """
     from peft import LoraConfig, PeftModel, get_peft_model
 
@@ -178,7 +180,8 @@ def train_adapter(base: str | os.PathLike, pairs: Sequence[tuple[str, str]], out
     tail = losses[-max(1, len(losses) // 10):]
     stats = {"pairs": len(pairs), "distinct_pairs": len(set(pairs)), "steps": settings.steps,
              "first_loss": losses[0], "final_loss": sum(tail) / len(tail), "seconds": time.time() - t0,
-             "settings": asdict(settings), "init_adapter": str(init_adapter) if init_adapter else None}
+             "settings": asdict(settings), "init_adapter": str(init_adapter) if init_adapter else None,
+             **(extra_stats or {})}
     tmp = _temp_dir(out)
     model.save_pretrained(tmp)
     (tmp / "train_stats.json").write_text(json.dumps(stats, indent=2))

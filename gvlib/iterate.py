@@ -26,9 +26,9 @@ f_{t+1} is the base model served with a new ``LoRARequest`` per round.
 """
 from __future__ import annotations
 
-import copy
 import json
 import multiprocessing
+import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -52,7 +52,7 @@ from gvlib.tasks.base import VERIFIER_METHODS, Task
 
 __all__ = ["VERIFIERS", "SATURATION_GAP", "IterationConfig", "ModelRef", "IterationRun", "run_iterations",
            "pass_at_k_curve", "pass_at_k_ks", "diversity", "round_metrics", "claim_check", "run_stage",
-           "open_backend", "subset_task"]
+           "open_backend"]
 
 #: Who verifies round t's samples: f_t itself, a fixed model, or the true utility (paper §5, Fig. 10).
 VERIFIERS = ("self", "fixed", "gold")
@@ -74,7 +74,8 @@ class IterationConfig:
     fixed_verifier  the fixed verifier's model (default: f_0 itself, frozen)
     temperature, top_p  sampling of generations and verifications (paper §3: 0.7, 0.9)
     lora            LoRA shape and SFT schedule of each round
-    seed            one seed for sampling, verification and training
+    seed            one seed for sampling, verification and training; round t samples, verifies and trains
+                    with ``seed + t`` (fresh samples every round, as in the paper's Algorithm 1)
     backend         "auto", "transformers" or "vllm" (auto: vLLM when it can run here)
     isolate         run each stage in its own process (default: exactly when the backend is vLLM)
     """
@@ -183,43 +184,47 @@ def run_stage(fn: Callable[..., Any], *args: Any, isolate: bool) -> Any:
         return pool.submit(fn, *args).result()
 
 
-def subset_task(task: Task, examples) -> Task:
-    """A copy of ``task`` holding ``examples`` (e.g. the training prompts)."""
-    out = copy.copy(task)
-    out.examples = list(examples)
-    return out
-
-
 # -- stages (module-level so a spawned process can run them) -----------------------------------------
-def _verify(backend: Backend, task: Task, gens: engine.Generations, cfg: IterationConfig, cache) -> np.ndarray:
-    return engine.verify(backend, task, gens, cfg.method, seed=cfg.seed, temperature=cfg.temperature,
+def _verify(backend: Backend, task: Task, gens: engine.Generations, cfg: IterationConfig, seed: int,
+            cache) -> np.ndarray:
+    return engine.verify(backend, task, gens, cfg.method, seed=seed, temperature=cfg.temperature,
                          top_p=cfg.top_p, cache=cache).scores
 
 
-def _sample_stage(ref: ModelRef, cfg: IterationConfig, tasks: dict[str, Task], cache) -> dict:
+def _sample_stage(ref: ModelRef, cfg: IterationConfig, tasks: dict[str, Task], seed: int, cache) -> dict:
     """Sample every task in ``tasks`` from f_t and, for a self-verifier, verify with f_t too."""
     backend = open_backend(ref, cfg.backend_kind, max_lora_rank=cfg.lora.rank)
     out = {}
     for split, task in tasks.items():
         gens = engine.generate(backend, task, n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
-                               seed=cfg.seed, cache=cache)
-        scores = _verify(backend, task, gens, cfg, cache) if cfg.verifier == "self" else None
+                               seed=seed, cache=cache)
+        scores = _verify(backend, task, gens, cfg, seed, cache) if cfg.verifier == "self" else None
         out[split] = (gens, scores)
     return out
 
 
-def _fixed_verify_stage(model: str, cfg: IterationConfig, tasks: dict[str, Task], gens: dict, cache) -> dict:
+def _fixed_verify_stage(model: str, cfg: IterationConfig, tasks: dict[str, Task], gens: dict, seed: int,
+                       cache) -> dict:
     """Verify with the fixed verifier model."""
     backend = open_backend(ModelRef(base=model), cfg.backend_kind)
-    return {split: _verify(backend, task, gens[split], cfg, cache) for split, task in tasks.items()}
+    return {split: _verify(backend, task, gens[split], cfg, seed, cache) for split, task in tasks.items()}
 
 
 def _train_stage(ref: ModelRef, pairs: list, adapter_dir: str, merged_dir: str | None, cfg: IterationConfig,
-                 round_index: int) -> dict:
-    """LoRA SFT of f_t's adapter on ``pairs``; merge it into a model directory for the transformers backend."""
-    stats = train_adapter(ref.base, pairs, adapter_dir, cfg.lora, init_adapter=ref.adapter,
-                          seed=cfg.seed + round_index)
-    if merged_dir is not None:
+                 seed: int) -> dict:
+    """LoRA SFT of f_t's adapter on ``pairs``; merge it into a model directory for the transformers backend.
+
+    An adapter (and merged model) already trained on exactly these pairs, by a run killed before it wrote
+    the round's metrics, is reused.
+    """
+    key = digest([pairs, asdict(cfg.lora), ref.adapter, seed])
+    stats = _read_json(Path(adapter_dir) / "train_stats.json")
+    if stats is None or stats.get("key") != key:
+        stats = train_adapter(ref.base, pairs, adapter_dir, cfg.lora, init_adapter=ref.adapter, seed=seed,
+                              extra_stats={"key": key})
+        if merged_dir is not None:
+            shutil.rmtree(merged_dir, ignore_errors=True)  # stale: it came from an older adapter
+    if merged_dir is not None and not (Path(merged_dir) / "config.json").is_file():
         merge_adapter(ref.base, adapter_dir, merged_dir)
     return stats
 
@@ -379,14 +384,15 @@ def _run_round(t: int, ref: ModelRef, cfg: IterationConfig, tasks: dict[str, Tas
     """Round t: sample and verify with f_t, evaluate it and (unless ``final``) train f_{t+1}."""
     seconds = {}
     t0 = time.time()
-    sampled = run_stage(_sample_stage, ref, cfg, tasks, cache, isolate=cfg.isolated)
+    seed = cfg.seed + t
+    sampled = run_stage(_sample_stage, ref, cfg, tasks, seed, cache, isolate=cfg.isolated)
     gens = {split: g for split, (g, _) in sampled.items()}
     seconds["sample_and_self_verify"] = time.time() - t0
     if cfg.verifier == "self":
         scores = {split: s for split, (_, s) in sampled.items()}
     elif cfg.verifier == "fixed":
         t0 = time.time()
-        scores = run_stage(_fixed_verify_stage, cfg.fixed_verifier or cfg.model, cfg, tasks, gens, cache,
+        scores = run_stage(_fixed_verify_stage, cfg.fixed_verifier or cfg.model, cfg, tasks, gens, seed, cache,
                            isolate=cfg.isolated)
         seconds["fixed_verify"] = time.time() - t0
     else:  # gold: the true utility is the verifier's score
@@ -407,7 +413,7 @@ def _run_round(t: int, ref: ModelRef, cfg: IterationConfig, tasks: dict[str, Tas
             t0 = time.time()
             adapter, merged = round_dir / "adapter", round_dir / "merged"
             metrics["train"] = run_stage(_train_stage, ref, pairs, str(adapter),
-                                         None if cfg.backend_kind == "vllm" else str(merged), cfg, t,
+                                         None if cfg.backend_kind == "vllm" else str(merged), cfg, seed,
                                          isolate=cfg.isolated)
             seconds["train"] = time.time() - t0
             metrics["trained"] = True

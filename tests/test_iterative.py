@@ -305,3 +305,28 @@ def test_notebook_runs_with_the_tiny_preset(tmp_path, monkeypatch):
     assert record["claim_check"]["main_run"] == "self" and "diversity_drop" in record["claim_check"]["self"]
     assert (tmp_path / "results" / "iterative-pass-at-k-per-round.png").is_file()
     assert "**Saturation.**" in out.read_text()
+
+
+def test_an_adapter_finished_before_the_kill_is_reused(tiny, tmp_path, monkeypatch):
+    cfg = config(tiny, rounds=1)
+    real_write, real_train = iterate.write_atomic, iterate.train_adapter
+    trained = []
+
+    def dying_write(path, text):
+        if path.name == "metrics.json" and path.parent.name == "round_00":
+            raise KeyboardInterrupt("killed after fine-tuning, before the round's metrics")
+        real_write(path, text)
+
+    def counting_train(*a, **kw):
+        trained.append(a[2])
+        return real_train(*a, **kw)
+
+    monkeypatch.setattr(iterate, "train_adapter", counting_train)
+    monkeypatch.setattr(iterate, "write_atomic", dying_write)
+    with pytest.raises(KeyboardInterrupt):
+        iterate.run_iterations(toy_task(EVAL), cfg, run_dir=tmp_path / "run", cache=None)
+    assert len(trained) == 1 and (tmp_path / "run" / "round_00" / "merged" / "config.json").is_file()
+    monkeypatch.setattr(iterate, "write_atomic", real_write)
+    run = iterate.run_iterations(toy_task(EVAL), cfg, run_dir=tmp_path / "run", cache=None)
+    assert len(trained) == 1, "the finished adapter was trained again"
+    assert run.rounds[0]["trained"] and run.rounds[0]["train"]["pairs"] == run.rounds[0]["filter"]["kept"]
