@@ -5,12 +5,17 @@ follow the paper's instructions, criteria and output formats point by point; App
 GSM8K versions, and the answer phrase is a slot (``{answer_format}``) so that each task names its
 own format ("The answer is ANSWER" for GSM8K, "Final Answer: The final answer is ANSWER" for
 MATH; the paper's CoT-Score prompt prints the MATH phrase even for GSM8K, reference/paper.md §2).
-The paper's 4-shot verification demonstrations are unpublished: these prompts are zero-shot.
+The paper verifies 4-shot (§3 fn. 4) but does not publish its demonstrations, so each task
+freezes its own (:class:`Demo`: a problem with one correct and one subtly wrong solution and a
+short justification of each); :func:`demo_block` turns one into a solved example of any method,
+alternating correct and incorrect verdicts (and, for the tournament, the side of the better one).
 
 Verifier outputs are read with the shared regexes in :mod:`gvlib.verifiers`:
 ``Correctness: <correct>``, ``Score: N`` and ``Preferred solution: <A>``.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 #: MC (App. E, GSM8K / NQ): the verdict word follows "Judge:".
 MC = ("Judge the correctness of the following solution of the problem. Answer with either "
@@ -63,6 +68,38 @@ TOURNAMENT = (
 
 #: The template of each method, by VERIFIER_METHODS name.
 TEMPLATES = {"mc": MC, "cot_binary": COT_BINARY, "cot_score": COT_SCORE, "tournament": TOURNAMENT}
+
+
+@dataclass(frozen=True)
+class Demo:
+    """A frozen verification demonstration (see module doc); justifications stay under 50 words."""
+
+    problem: str
+    correct: str
+    incorrect: str
+    why_correct: str
+    why_incorrect: str
+
+
+def demo_block(method: str, demo: Demo, k: int, **slots: str) -> str:
+    """Demonstration ``k`` of ``method``: the filled template and the verifier's ideal output.
+
+    Even ``k`` shows the correct solution (tournament: as A), odd ``k`` the incorrect one (as A).
+    ``slots`` fill the rest of the template (domain, answer_format).
+    """
+    good = k % 2 == 0
+    if method == "tournament":
+        first, second = (demo.correct, demo.incorrect) if good else (demo.incorrect, demo.correct)
+        win, lose = ("A", "B") if good else ("B", "A")
+        out = (f" Solution {win}: {demo.why_correct} Solution {lose}: {demo.why_incorrect}\n"
+               f"Preferred solution: <{win}>")
+        return render(TEMPLATES[method], problem=demo.problem, generation1=first, generation2=second, **slots) + out
+    why = demo.why_correct if good else demo.why_incorrect
+    out = {"mc": " Correct" if good else " Incorrect",
+           "cot_binary": f" {why}\nCorrectness: <{'correct' if good else 'incorrect'}>",
+           "cot_score": f" {why}\nScore: {10 if good else 1}"}[method]
+    return render(TEMPLATES[method], problem=demo.problem, generation=demo.correct if good else demo.incorrect,
+                  **slots) + out
 
 
 def render(template: str, **slots: str) -> str:

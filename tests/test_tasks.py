@@ -138,6 +138,41 @@ def test_sudoku_grids_and_unique_puzzles():
     assert "Correctness:" in task.verifier_prompt("cot_binary", ex, "x")
 
 
+@needs_data
+@pytest.mark.parametrize("name,golds", [("gsm8k", ["6", "5", "39", "8"]),
+                                        ("math500", ["[2,5)", "24", "16", "-\\frac{2}{3}"])])
+def test_verifier_demos_are_right_and_wrong_as_labelled(name, golds):
+    task = tasks.load(name, path=DATA / name, limit=1)
+    assert [task.extract(d.correct) for d in task.verifier_demos] == golds
+    assert all(task.extract(d.incorrect) not in (None, g) for d, g in zip(task.verifier_demos, golds))
+
+
+def test_sudoku_demos_are_right_and_wrong_as_labelled():
+    task = tasks.load("sudoku4", limit=1)
+    for demo in task.verifier_demos:
+        puzzle = "".join(ch for line in demo.problem.splitlines()[-4:] for ch in line if ch.isdigit())
+        good, bad = task.extract(demo.correct), task.extract(demo.incorrect)
+        assert solutions(puzzle) == [good] and not is_valid(bad)
+
+
+@needs_data
+def test_verifier_prompts_with_and_without_demonstrations():
+    ex_task = tasks.load("gsm8k", path=DATA / "gsm8k", limit=1)
+    zero = tasks.load("gsm8k", path=DATA / "gsm8k", limit=1, verifier_shots=0)
+    ex = ex_task.examples[0]
+    for method, verdicts in [("mc", ["Judge: Correct", "Judge: Incorrect"]),
+                             ("cot_binary", ["\nCorrectness: <correct>", "\nCorrectness: <incorrect>"]),
+                             ("cot_score", ["\nScore: 10", "\nScore: 1\n"]),
+                             ("tournament", ["\nPreferred solution: <A>", "\nPreferred solution: <B>"])]:
+        bare = zero.verifier_prompt(method, ex, "cand", "other")
+        full = ex_task.verifier_prompt(method, ex, "cand", "other")
+        assert full.endswith("\n\n" + bare) and bare.endswith("Judge:" if method == "mc" else "Judgement:")
+        assert ex.question in bare and "cand" in bare
+        assert [full.count(v) for v in verdicts] == [2, 2]  # 4 shots, balanced verdicts / sides
+    with pytest.raises(ValueError, match="verifier_shots"):
+        tasks.load("gsm8k", path=DATA / "gsm8k", limit=1, verifier_shots=-1)
+
+
 def test_registry_and_organism_delegation(monkeypatch):
     assert {"gsm8k", "math", "math500", "nq_open", "sudoku4"} <= set(tasks.names())
     with pytest.raises(KeyError, match="unknown task 'gsm9k'"):

@@ -57,7 +57,8 @@ class DatasetTask(Task):
     Subclasses set ``hf_dataset`` = (repo, config or None), ``data_dir``, ``hf_splits``
     (our split name -> HF split), ``file_splits`` (our split -> local file stem) and implement
     :meth:`example`. Verification prompts are the paper's (:mod:`gvlib.prompts`) filled with the
-    task's ``domain`` and ``answer_format``.
+    task's ``domain`` and ``answer_format``, after ``verifier_shots`` (default 4, the paper's
+    k) of the task's frozen ``verifier_demos``.
     """
 
     hf_dataset: tuple[str, str | None] = ("", None)
@@ -66,10 +67,19 @@ class DatasetTask(Task):
     file_splits: dict[str, str] = {}
     domain: str = "math"
     answer_format: str = ""
+    verifier_demos: tuple[prompts.Demo, ...] = ()
 
-    def __init__(self, examples: Sequence[Example], split: str = "test"):
+    def __init__(self, examples: Sequence[Example], split: str = "test", verifier_shots: int = 4):
         super().__init__(examples)
+        if verifier_shots < 0:
+            raise ValueError(f"verifier_shots must be >= 0, got {verifier_shots}")
         self.split = split
+        self.verifier_shots = verifier_shots
+
+    @property
+    def verifier_stop(self) -> tuple[str, ...]:
+        """A verification ends at a blank line (where the next demonstration would start)."""
+        return tuple(dict.fromkeys(("\n\n",) + tuple(self.stop)))
 
     @classmethod
     def example(cls, index: int, rec: dict[str, Any], where: str) -> Example:
@@ -125,15 +135,17 @@ class DatasetTask(Task):
     def verifier_prompt(self, method: str, example: Example, candidate: str, other: str | None = None) -> str:
         if method not in VERIFIER_METHODS:
             raise ValueError(f"unknown verifier method {method!r}; choose one of {VERIFIER_METHODS}")
-        slots = dict(problem=self.verifier_problem(example), domain=self.domain,
-                     answer_format=self.answer_format)
+        style = dict(domain=self.domain, answer_format=self.answer_format)
+        slots = dict(style, problem=self.verifier_problem(example))
         if method == "tournament":
             if other is None:
                 raise ValueError("the tournament prompt needs two solutions (candidate and other)")
             slots.update(generation1=candidate.strip(), generation2=other.strip())
         else:
             slots.update(generation=candidate.strip())
-        return prompts.render(prompts.TEMPLATES[method], **slots)
+        shots = [prompts.demo_block(method, demo, k, **style)
+                 for k, demo in enumerate(self.verifier_demos[:self.verifier_shots])]
+        return "\n\n".join(shots + [prompts.render(prompts.TEMPLATES[method], **slots)])
 
 
 def few_shot(shots: Sequence[tuple[str, str]], template: str, question: str, sep: str = "\n\n") -> str:

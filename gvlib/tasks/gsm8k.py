@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..prompts import Demo
 from .base import Example
 from .common import DataError, DatasetTask, few_shot, field_of
 
@@ -37,6 +38,31 @@ SHOTS = (
      "Jason started with 20 lollipops. Then he had 12 after giving some to Denny. So he gave Denny "
      "20 - 12 = 8. The answer is 8."),
 )
+#: Verification demonstrations (ours; the paper's are unpublished): the four prompt problems.
+DEMOS = (
+    Demo(SHOTS[0][0], SHOTS[0][1],
+         "There are 15 trees originally. Then there were 21 trees after some more were planted. So there "
+         "must have been 21 + 15 = 36. The answer is 36.",
+         "The planted trees are the final 21 minus the original 15: 21 - 15 = 6, and the solution ends "
+         "with \"The answer is 6\".",
+         "The planted trees are the final 21 minus the original 15, not their sum: 21 - 15 = 6, so the "
+         "final answer 36 is wrong."),
+    Demo(SHOTS[1][0], SHOTS[1][1],
+         "There are originally 3 cars. 2 more cars arrive. 3 + 2 = 6. The answer is 6.",
+         "3 cars plus 2 arriving cars make 3 + 2 = 5; the step and the final answer 5 are right.",
+         "Adding the 2 arriving cars to the 3 is right, but 3 + 2 = 5, not 6, so the final answer is wrong."),
+    Demo(SHOTS[2][0], SHOTS[2][1],
+         "Originally, Leah had 32 chocolates. Her sister had 42. So in total they had 32 + 42 = 74. After "
+         "eating 35, they had 74 - 35 = 49. The answer is 49.",
+         "Together they had 32 + 42 = 74, and 74 - 35 = 39 are left; both steps and the final answer 39 "
+         "are right.",
+         "The total 32 + 42 = 74 is right, but 74 - 35 = 39, not 49, so the final answer is wrong."),
+    Demo(SHOTS[3][0], SHOTS[3][1],
+         "Jason started with 20 lollipops. Then he had 12 after giving some to Denny. So he gave Denny "
+         "20 + 12 = 32. The answer is 32.",
+         "Jason went from 20 to 12 lollipops, so he gave away 20 - 12 = 8; the final answer 8 is right.",
+         "Jason went from 20 to 12 lollipops, so he gave away 20 - 12 = 8; adding them to get 32 is wrong."),
+)
 STRICT_RE = re.compile(r"The answer is (-?[0-9.,]+)")
 FLEXIBLE_RE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
 
@@ -56,12 +82,13 @@ class GSM8K(DatasetTask):
     data_dir = "gsm8k"
     stop = ("Q:", "\n\n", "</s>", "<|im_end|>")
     answer_format = "The answer is ANSWER"
+    verifier_demos = DEMOS
     EXTRACTIONS = ("strict", "flexible")
 
-    def __init__(self, examples, split: str = "test", extraction: str = "strict"):
+    def __init__(self, examples, split: str = "test", extraction: str = "strict", verifier_shots: int = 4):
         if extraction not in self.EXTRACTIONS:
             raise ValueError(f"gsm8k extraction must be one of {self.EXTRACTIONS}, got {extraction!r}")
-        super().__init__(examples, split=split)
+        super().__init__(examples, split=split, verifier_shots=verifier_shots)
         self.extraction = extraction
 
     @classmethod

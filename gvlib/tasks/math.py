@@ -17,6 +17,7 @@ import re
 from fractions import Fraction
 from typing import Any
 
+from ..prompts import Demo
 from .base import Example
 from .common import DataError, DatasetTask, few_shot, field_of
 
@@ -44,6 +45,32 @@ SHOTS = (
      "Since we also know that $6y-9x=b$, we have\n\n$$-\\frac{3}{2}a=b\\Rightarrow\\frac{a}{b}="
      "\\boxed{-\\frac{2}{3}}.$$\nFinal Answer: The final answer is $-\\frac{2}{3}$. I hope it is "
      "correct."),
+)
+#: Verification demonstrations (ours; the paper's are unpublished): the four prompt problems.
+DEMOS = (
+    Demo(SHOTS[0][0], SHOTS[0][1],
+         "The expressions inside each square root must be non-negative. Therefore, $x-2 \\ge 0$, so "
+         "$x\\ge2$, and $5 - x \\ge 0$, so $x \\le 5$. Therefore, the domain of the expression is "
+         "$\\boxed{[2,5]}$.\nFinal Answer: The final answer is $[2,5]$. I hope it is correct.",
+         "Both radicands must be non-negative and the denominator non-zero, so 2 <= x < 5; the final "
+         "answer [2,5) is right.",
+         "The denominator sqrt(5-x) cannot be zero, so x = 5 must be excluded: the domain is [2,5), and "
+         "the final answer [2,5] is wrong."),
+    Demo(SHOTS[1][0], SHOTS[1][1],
+         "We have that $\\det (\\mathbf{A} \\mathbf{B}) = \\det \\mathbf{A} + \\det \\mathbf{B} = "
+         "2 + 12 = \\boxed{14}.$\nFinal Answer: The final answer is $14$. I hope it is correct.",
+         "The determinant is multiplicative, so det(AB) = 2 * 12 = 24; the final answer 24 is right.",
+         "The determinant is multiplicative, not additive: det(AB) = 2 * 12 = 24, so the final answer 14 "
+         "is wrong."),
+    Demo(SHOTS[2][0], SHOTS[2][1], SHOTS[2][1].replace("\\boxed{16}", "\\boxed{15}").replace("is $16$", "is $15$"),
+         "The total weight 2 * 12 * 20 = 480 pounds equals 30n, so n = 16; the final answer 16 is right.",
+         "Setting 30n = 480 is right, but 480/30 = 16, not 15, so the final answer is wrong."),
+    Demo(SHOTS[3][0], SHOTS[3][1],
+         SHOTS[3][1].replace("\\boxed{-\\frac{2}{3}}", "\\boxed{-\\frac{3}{2}}").replace(
+             "is $-\\frac{2}{3}$", "is $-\\frac{3}{2}$"),
+         "Multiplying the first equation by -3/2 gives -3a/2 = b, so a/b = -2/3; the final answer is right.",
+         "From -3a/2 = b it follows that a/b = -2/3, not -3/2: the final answer is the reciprocal and is "
+         "wrong."),
 )
 MINERVA_RE = re.compile(r"Final Answer: The final answer is(.*?). I hope it is correct.", re.S)
 
@@ -124,6 +151,7 @@ class MATH(DatasetTask):
     data_dir = "math"
     stop = ("Problem:", "</s>", "<|im_end|>")
     answer_format = "Final Answer: The final answer is ANSWER"
+    verifier_demos = DEMOS
     SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra",
                 "number_theory", "prealgebra", "precalculus")
 

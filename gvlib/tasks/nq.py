@@ -16,6 +16,7 @@ import re
 import string
 from typing import Any
 
+from ..prompts import Demo
 from .base import Example
 from .common import DataError, DatasetTask, few_shot, field_of
 
@@ -24,6 +25,17 @@ SHOTS = (
     ("what is the capital city of australia", "Canberra"),
     ("how many players are on the field for one team in soccer", "eleven"),
     ("when did the first man land on the moon", "20 July 1969"),
+)
+#: Verification demonstrations (ours): the prompt questions with a right and a wrong answer.
+DEMOS = (
+    Demo(SHOTS[0][0], "Jane Austen", "Charlotte Brontë", "Pride and Prejudice (1813) is by Jane Austen.",
+         "Pride and Prejudice is by Jane Austen; Charlotte Brontë wrote Jane Eyre."),
+    Demo(SHOTS[1][0], "Canberra", "Sydney", "Australia's capital is Canberra.",
+         "Sydney is Australia's largest city, but its capital is Canberra."),
+    Demo(SHOTS[2][0], "eleven", "ten", "A soccer team fields eleven players, the goalkeeper included.",
+         "A soccer team fields eleven players, the goalkeeper included, not ten."),
+    Demo(SHOTS[3][0], "20 July 1969", "16 July 1969", "Apollo 11 landed on the Moon on 20 July 1969.",
+         "Apollo 11 was launched on 16 July 1969 but landed on 20 July 1969."),
 )
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
@@ -45,6 +57,7 @@ class NQOpen(DatasetTask):
     stop = ("\n", ".", ",")
     max_new_tokens = 32
     domain = "factual question"
+    verifier_demos = DEMOS
 
     @classmethod
     def example(cls, index: int, rec: dict[str, Any], where: str) -> Example:
@@ -58,6 +71,9 @@ class NQOpen(DatasetTask):
 
     def generation_prompt(self, example: Example) -> str:
         return few_shot(SHOTS, "Q: {question}?\nA:", example.question)
+
+    def verifier_problem(self, example: Example) -> str:
+        return example.question + "?"
 
     def extract(self, completion: str) -> str | None:
         for s in self.stop:

@@ -15,6 +15,7 @@ import re
 from functools import lru_cache
 
 from ..backends.text import derive_seed
+from ..prompts import Demo
 from .base import Example
 from .common import DatasetTask
 
@@ -84,6 +85,23 @@ SHOT_PUZZLE = "1004" "3400" "0003" "2300"
 SHOT_SOLUTION = "1234" "3412" "4123" "2341"
 
 
+def _solved(cells: str) -> str:
+    return f"Check: each row, column and box holds 1, 2, 3, 4 once.\nSolution:\n{render(cells)}"
+
+
+#: Verification demonstrations (ours; the paper's verification example is garbled in App. E).
+DEMOS = (
+    Demo(f"{RULES}\n{render(SHOT_PUZZLE)}", _solved(SHOT_SOLUTION), _solved(SHOT_SOLUTION[:12] + "2314"),
+         "Every given digit is kept and each row, column and 2x2 box holds 1, 2, 3, 4 once.",
+         "Column 3 holds 1 twice (rows 2 and 4) and column 4 holds 4 twice (rows 1 and 4), so the grid is "
+         "wrong."),
+    Demo(f"{RULES}\n{render('2140001000304001')}", _solved("2143341212344321"), _solved("2143342112344321"),
+         "Every given digit is kept and each row, column and 2x2 box holds 1, 2, 3, 4 once.",
+         "Row 2 turns the given 1 in column 3 into a 2, and then column 3 holds 2 twice and column 4 holds "
+         "1 twice, so the grid is wrong."),
+)
+
+
 class Sudoku4(DatasetTask):
     """The 288 4×4 puzzles (``limit`` takes the first ones); ``seed`` and ``givens`` shape them."""
 
@@ -92,10 +110,11 @@ class Sudoku4(DatasetTask):
     max_new_tokens = 256
     domain = "4x4 Sudoku"
     answer_format = "Solution:\" followed by the 4 completed rows, as in \"Solution:\n12 34\n34 12\n21 43\n43 21"
+    verifier_demos = DEMOS
 
     @classmethod
     def load(cls, *, path=None, split: str = "test", limit: int | None = None, seed: int = 0,
-             givens: int = 7) -> "Sudoku4":
+             givens: int = 7, verifier_shots: int = 4) -> "Sudoku4":
         if path is not None:
             raise ValueError("sudoku4 is generated, not read from a file: leave path=None")
         if split != "test":
@@ -106,12 +125,10 @@ class Sudoku4(DatasetTask):
             puzzle = make_puzzle(grid, derive_seed(seed, "sudoku4", i), givens)
             examples.append(Example(id=f"sudoku4-{i}", question=render(puzzle), answer=grid,
                                     meta={"puzzle": puzzle}))
-        return cls(examples, split=split)
+        return cls(examples, split=split, verifier_shots=verifier_shots)
 
     def generation_prompt(self, example: Example) -> str:
-        shot = (f"Puzzle:\n{render(SHOT_PUZZLE)}\nCheck: each row, column and box holds 1, 2, 3, 4 once.\n"
-                f"Solution:\n{render(SHOT_SOLUTION)}")
-        return f"{RULES}\n\n{shot}\n\nPuzzle:\n{example.question}\n"
+        return f"{RULES}\n\nPuzzle:\n{render(SHOT_PUZZLE)}\n{_solved(SHOT_SOLUTION)}\n\nPuzzle:\n{example.question}\n"
 
     def verifier_problem(self, example: Example) -> str:
         return f"{RULES}\n{example.question}"
