@@ -206,6 +206,9 @@ def test_vllm_backend_maps_arguments(model_dir, monkeypatch):
     assert [(s.n, s.temperature, s.top_p, s.max_tokens, s.stop) for s in sps] == [(2, 0.5, 0.8, 7, ["Q:"])] * 2
     assert sps[0].seed != sps[1].seed  # seeded per prompt
     assert b.sample(["a"], SamplingParams(n=1, seed=3)) == b.sample(["a"], SamplingParams(n=1, seed=3))
+    b.sample(["a", "b", "a"], SamplingParams(n=1, seed=3))
+    seeds = [sp.seed for sp in b.llm.calls[-1][1]]
+    assert seeds[0] == sps[0].seed and len(set(seeds)) == 3  # a repeated prompt gets its own seed
 
     scores = b.logprob_continuations(["Judge:"], ["Correct", "Incorrect"])
     requests, sp = b.llm.calls[-1]

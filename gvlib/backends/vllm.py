@@ -2,14 +2,16 @@
 
 ``vllm`` is a GPU extra (requirements-gpu.txt) imported only when this backend is built. Sampling
 is ``LLM.generate`` with ``SamplingParams(n=..., seed=...)``, one request per prompt, each seeded
-from ``params.seed`` and its prompt text so results do not depend on batching. Scoring reads the
-prompt log-probs of prompt + continuation (``prompt_logprobs``, ``max_tokens=1``); the engine is
+from ``params.seed``, its prompt text and repeat count, so results do not depend on batching.
+Scoring reads the prompt log-probs of prompt + continuation (``prompt_logprobs``,
+``max_tokens=1``); the engine is
 built with ``enable_prefix_caching=False`` by default because cached prefix blocks return no prompt
 log-probs in several vLLM versions. Several GPUs: ``tensor_parallel_size``,
 ``pipeline_parallel_size``, and ``distributed_executor_backend="ray"`` for several nodes.
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Sequence
 
 import numpy as np
@@ -45,14 +47,21 @@ class VLLMBackend(Backend):
         self.llm = vllm.LLM(**kw)
         self.tokenizer = self.llm.get_tokenizer()
 
-    def _params(self, params: SamplingParams, prompt: str) -> Any:
+    def _params(self, params: SamplingParams, prompt: str, repeat: int) -> Any:
         return self._vllm.SamplingParams(
             n=params.n, temperature=params.temperature, top_p=params.top_p,
             max_tokens=params.max_new_tokens, stop=list(params.stop) or None,
-            seed=derive_seed(params.seed, prompt) % (2 ** 31))
+            seed=derive_seed(params.seed, prompt, repeat) % (2 ** 31))
 
     def sample(self, prompts: Sequence[str], params: SamplingParams) -> list[list[str]]:
-        outs = self.llm.generate(list(prompts), [self._params(params, p) for p in prompts], use_tqdm=False)
+        # A request's seed comes from its text and how often that text came before in this call,
+        # so repeated prompts (a candidate sampled twice) still get independent draws.
+        seen: Counter[str] = Counter()
+        per_request = []
+        for p in prompts:
+            per_request.append(self._params(params, p, seen[p]))
+            seen[p] += 1
+        outs = self.llm.generate(list(prompts), per_request, use_tqdm=False)
         # vLLM already cuts at stop strings; cutting again is a no-op kept for parity with HF.
         return [[truncate_at_stop(c.text, params.stop) for c in o.outputs] for o in outs]
 
