@@ -4,10 +4,10 @@
 is ``LLM.generate`` with ``SamplingParams(n=..., seed=...)``, one request per prompt, each seeded
 from ``params.seed``, its prompt text and repeat count, so results do not depend on batching.
 Scoring reads the prompt log-probs of prompt + continuation (``prompt_logprobs``,
-``max_tokens=1``); the engine is
-built with ``enable_prefix_caching=False`` by default because cached prefix blocks return no prompt
-log-probs in several vLLM versions. Several GPUs: ``tensor_parallel_size``,
-``pipeline_parallel_size``, and ``distributed_executor_backend="ray"`` for several nodes.
+``max_tokens=1``); the engine is built with ``enable_prefix_caching=False`` by default because
+cached prefix blocks return no prompt log-probs in several vLLM versions. Several GPUs:
+``tensor_parallel_size``, ``pipeline_parallel_size``, and ``distributed_executor_backend="ray"``
+for several nodes.
 """
 from __future__ import annotations
 
