@@ -3,8 +3,8 @@
 :func:`generate` draws n completions per problem and scores them with the task's utility;
 :func:`verify` asks a verifier (the generator itself, or another backend) about every completion
 with one of the paper's four methods. Both cache their work on disk in chunks of problems
-(:mod:`gvlib.cache`), keyed by the backend fingerprint, task, split, exact prompts, sampling
-parameters and seed, so a re-run reads the results back and a killed run resumes.
+(:mod:`gvlib.cache`), keyed by the backend (fingerprint and kind), task, split, exact prompts,
+sampling parameters and seed, so a re-run reads the results back and a killed run resumes.
 
 Example::
 
@@ -79,7 +79,8 @@ def generate(backend: Backend, task: Task, *, n: int, temperature: float = 0.7, 
                             max_new_tokens=max_new_tokens or task.max_new_tokens, stop=tuple(task.stop), seed=seed)
     prompts = [task.generation_prompt(e) for e in task.examples]
     split = getattr(task, "split", "")
-    key = {"stage": "generate", "backend": _fingerprint(backend, cache), "task": task.name, "split": split,
+    key = {"stage": "generate", "backend": _fingerprint(backend, cache), "engine": backend.name,
+           "task": task.name, "split": split,
            "params": dataclasses.asdict(params)}
     chunks = cache.map_chunks("generate", key, prompts, lambda ch: backend.sample(ch, params),
                               chunk_size=chunk_size, desc=f"generate {task.name}")
@@ -113,7 +114,8 @@ def verify(verifier: Backend, task: Task, generations: Generations, method: str,
     if method == "tournament" and rounds is None:
         rounds = max(n.bit_length() - 1, 0)
     items = [(by_id[i], cs) for i, cs in zip(generations.example_ids, generations.completions)]
-    key = {"stage": "verify", "method": method, "verifier": _fingerprint(verifier, cache), "task": task.name,
+    key = {"stage": "verify", "method": method, "verifier": _fingerprint(verifier, cache),
+           "engine": verifier.name, "task": task.name,
            "split": generations.split, "seed": seed, "rounds": rounds, "mc_tokens": list(task.mc_tokens),
            "params": None if method == "mc" else dataclasses.asdict(params)}
 
