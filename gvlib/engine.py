@@ -112,7 +112,7 @@ def verify(verifier: Backend, task: Task, generations: Generations, method: str,
                                        max_new_tokens=max_new_tokens)
     n = len(generations.completions[0]) if generations.completions else 0
     if method == "tournament" and rounds is None:
-        rounds = max(n.bit_length() - 1, 0)
+        rounds = verifiers.max_rounds(n)
     items = [(by_id[i], cs) for i, cs in zip(generations.example_ids, generations.completions)]
     key = {"stage": "verify", "method": method, "verifier": _fingerprint(verifier, cache),
            "engine": verifier.name, "task": task.name,

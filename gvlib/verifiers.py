@@ -168,18 +168,23 @@ def verify_cot(method: str, backend: Backend, task: Task, examples: Sequence[Exa
                         sum(s is None for s in parsed), len(texts))
 
 
+def max_rounds(n: int) -> int:
+    """The most knock-out rounds over n samples: r with 2**r the largest power of 2 dividing n."""
+    return (n & -n).bit_length() - 1 if n > 0 else 0
+
+
 def verify_tournament(backend: Backend, task: Task, examples: Sequence[Example],
                       candidates: Sequence[Sequence[str]], params: SamplingParams,
                       rounds: int | None = None, seed: int = 0) -> Verification:
     """Single elimination over each problem's candidates for ``rounds`` rounds (module doc).
 
-    ``rounds`` defaults to log2(samples), a full tournament; samples must be divisible by
-    2**rounds. Pairings use a generator seeded by ``seed`` and the problem's id, so they do not
-    depend on which other problems are verified alongside.
+    ``rounds`` defaults to :func:`max_rounds` (a full tournament when the sample count is a power
+    of 2); samples must be divisible by 2**rounds. Pairings use a generator seeded by ``seed`` and
+    the problem's id, so they do not depend on which other problems are verified alongside.
     """
     n = _check_shape(examples, candidates)
     if rounds is None:
-        rounds = max(n.bit_length() - 1, 0)
+        rounds = max_rounds(n)
     if rounds < 0 or n % (2 ** rounds):
         raise ValueError(f"tournament rounds={rounds} needs a multiple of 2**{rounds} samples, got {n}")
     rngs = [np.random.default_rng(derive_seed(seed, "tournament", ex.id)) for ex in examples]

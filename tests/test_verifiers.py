@@ -147,6 +147,12 @@ def test_tournament_is_seeded_and_partial_rounds():
         run(0, rounds=4)
 
 
+def test_max_rounds():
+    assert [verifiers.max_rounds(n) for n in (0, 1, 2, 6, 8, 12, 128)] == [0, 0, 1, 1, 3, 2, 7]
+    v = verify("tournament", ScriptedBackend(_judge), ToyTask([]), EXAMPLES, [[f"w{j}" for j in range(6)]] * 3)
+    np.testing.assert_array_equal(v.survivors.sum(axis=2), [[6, 6, 6], [3, 3, 3]])
+
+
 def test_unknown_method_and_shape_errors():
     with pytest.raises(ValueError, match="unknown verifier method"):
         verify("vibes", ScriptedBackend(str), ToyTask([]), EXAMPLES, [["a"]] * 3)
