@@ -75,11 +75,66 @@ def non_empty(v) -> str | None:
     return "must not be empty" if len(v) == 0 else None
 
 
+def _all_strings(v) -> str | None:
+    bad = [x for x in v if not isinstance(x, str) or not x]
+    return f"must hold non-empty strings; got {bad}" if bad else None
+
+
+_METHODS = ("mc", "cot_score", "cot_binary", "tournament")
+_PAPER_FAMILIES = ("Qwen-1.5", "Qwen-2", "Llama-2", "Llama-3", "Llama-3.1", "Yi-1.5")
+
+#: What the three claim notebooks (scaling, cross_verification, unimprovable) share: the models
+#: (gvlib.claims.resolve_models), the sampling settings (paper §3) and the run's engine and seed.
+_CLAIM_COMMON: dict[str, Param] = {
+    "organism": Param((str, type(None)), "organism family preset (gvlib.organism.PRESETS), or None to run `models`"),
+    "models": Param(list, "Hugging Face ids or local paths, smallest first (used when organism is None)", _all_strings),
+    "data_dir": Param((str, type(None)), "folder holding the real tasks' JSONL files, or None for Hugging Face datasets"),
+    "n_prompts": Param(int, "test problems evaluated (the first ones)", in_range(1)),
+    "n_samples": Param(int, "samples per prompt (paper: 128)", in_range(1)),
+    "temperature": Param(float, "sampling temperature of generator and verifier (paper: 0.7)", in_range(0.0)),
+    "top_p": Param(float, "nucleus sampling mass (paper: 0.9)", in_range(0.0, 1.0, lo_open=True)),
+    "backend": Param(str, "inference engine", one_of("auto", "transformers", "vllm")),
+    "cpu_threads": Param((int, type(None)), "torch CPU threads while sampling (None: torch's default)", in_range(1)),
+    "n_boot": Param(int, "bootstrap resamples of the prompts for CIs", in_range(1)),
+    "seed": Param(int, "seed of sampling, verification and the bootstrap", in_range(0)),
+}
+
 #: Declared parameters of each notebook. A notebook's ``parameters`` cell must declare exactly these
 #: (tests check it, and that every preset in notebooks/params/<notebook>/ uses only these names).
 NOTEBOOKS: dict[str, dict[str, Param]] = {
     "definitions": {
         "seed": Param(int, "seed of the random illustration", in_range(0)),
+    },
+    "scaling": {
+        **_CLAIM_COMMON,
+        "flops": Param(list, "pre-training FLOPs of `models` (empty: the paper's table)"),
+        "task": Param(str, "task name for gvlib.tasks.load"),
+        "verifiers": Param(list, "verification methods", subset_of(*_METHODS)),
+        "mc_threshold": Param(float, "MC: keep samples with score > this global threshold", in_range(0.0, 1.0)),
+        "cot_score_threshold": Param(float, "CoT-Score: keep samples with score > this", in_range(0.0, 10.0)),
+        "tournament_rounds": Param(int, "Tournament: keep the survivors of this many rounds", in_range(1)),
+        "paper_family": Param(str, "the paper's model family drawn beside ours",
+                              one_of("Qwen-1.5", "Qwen-2", "Qwen-2.5", "Llama-2", "Yi-1.5")),
+    },
+    "cross_verification": {
+        **_CLAIM_COMMON,
+        "task": Param(str, "task name for gvlib.tasks.load"),
+        "verifiers": Param(list, "verification methods", subset_of(*_METHODS)),
+        "mc_quantile": Param(float, "MC: keep samples above this per-prompt quantile of the scores", in_range(0.0, 1.0)),
+        "cot_score_threshold": Param(float, "CoT-Score: keep samples with score > this", in_range(0.0, 10.0)),
+        "tournament_rounds": Param(int, "Tournament: keep the survivors of this many rounds", in_range(1)),
+        "paper_family": Param(str, "the paper's Fig. 3 family shown beside ours", one_of("Llama-2", "Qwen-2")),
+    },
+    "unimprovable": {
+        **_CLAIM_COMMON,
+        "factual_task": Param(str, "the factual-recall task (paper: nq_open)"),
+        "reasoning_task": Param(str, "the reasoning task it is compared with (paper: gsm8k)"),
+        "sudoku_task": Param(str, "the 4x4 Sudoku task (paper: sudoku4)"),
+        "verifier": Param(str, "verification method on the factual and reasoning tasks (paper: MC)", one_of(*_METHODS[:3])),
+        "sudoku_verifier": Param(str, "verification method on Sudoku", one_of(*_METHODS[:3])),
+        "mc_quantile": Param(float, "MC: keep samples above this per-prompt quantile of the scores", in_range(0.0, 1.0)),
+        "cot_score_threshold": Param(float, "CoT-Score: keep samples with score > this", in_range(0.0, 10.0)),
+        "paper_family": Param(str, "the paper's family whose NQ and Sudoku rows are shown", one_of(*_PAPER_FAMILIES)),
     },
     "iterative": {
         "organism": Param((str, type(None)), "organism family preset (gvlib.organism.PRESETS), or None to use `model` as given"),
@@ -108,6 +163,8 @@ NOTEBOOKS: dict[str, dict[str, Param]] = {
         "top_p": Param(float, "nucleus sampling mass (paper: 0.9)", in_range(0.0, 1.0, lo_open=True)),
         "backend": Param(str, "inference engine", one_of("auto", "transformers", "vllm")),
         "n_boot": Param(int, "bootstrap resamples of the prompts for CIs", in_range(1)),
+        "cpu_threads": Param((int, type(None)), "torch CPU threads while sampling and fine-tuning (None: torch's default)",
+                             in_range(1)),
         "seed": Param(int, "seed of sampling, verification, fine-tuning and the bootstrap", in_range(0)),
     },
 }

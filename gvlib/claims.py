@@ -1,0 +1,352 @@
+"""What the claim notebooks share (paper §3–§4): models by name, a generator × verifier grid of cached
+generations and verifications, the paper's filters, and gap summaries with bootstrap CIs.
+
+A notebook names its models in one of two ways (its ``organism`` and ``models`` parameters):
+
+* ``organism="default"`` (a preset of :mod:`gvlib.organism`): the family is trained or reused, and
+  its members (smallest first) are the models, with their exact pre-training FLOPs;
+* ``organism=None`` and ``models=[...]``: Hugging Face ids or local directories, smallest first; the
+  FLOPs of the paper's models come from :mod:`gvlib.paper_numbers` (others may be given).
+
+Everything expensive goes through :mod:`gvlib.engine`, whose disk cache is keyed by model, task,
+prompts, sampling settings and seed: two notebooks that ask for the same generations or
+verifications compute them once.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+# tqdm.auto (imported by the engine's cache) warns about missing ipywidgets in every notebook kernel.
+warnings.filterwarnings("ignore", message="IProgress not found")
+
+from gvlib import paper_numbers  # noqa: E402
+from gvlib.engine import Generations, generate, verify  # noqa: E402
+from gvlib.metrics import GapResult, bootstrap_ci, fit_log_linear, gap, gap_from_weights  # noqa: E402
+from gvlib.tasks.base import VERIFIER_METHODS, Task  # noqa: E402
+from gvlib.verifiers import Verification  # noqa: E402
+
+__all__ = ["Model", "resolve_models", "load_task", "Filter", "make_filters", "Grid", "run_grid",
+           "slope_ci", "trend_counts", "percent", "paper_scaling", "cpu_threads", "quiet"]
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model of a notebook: a short label, where to load it from, its pre-training FLOPs."""
+
+    name: str
+    path: str
+    flops: float | None = None
+    params: int | None = None
+
+
+@dataclass(frozen=True)
+class Models:
+    """The models of a run, smallest first, and the options their tasks need (the organism's world)."""
+
+    models: list[Model]
+    label: str
+    task_options: dict = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.models]
+
+
+def resolve_models(organism: str | None, models: Sequence[str] = (), flops: Sequence[float] = ()) -> Models:
+    """The models a notebook's ``organism`` / ``models`` / ``flops`` parameters name (module doc)."""
+    if organism is not None:
+        if models:
+            raise ValueError(f"give either `organism` ({organism!r}) or `models`, not both; set organism=None "
+                             "to run the models in `models`")
+        from gvlib.organism import ensure_family
+
+        t0 = time.time()
+        family = ensure_family(organism)
+        how = f"trained {family.trained_now}" if family.trained_now else "reused"
+        print(f"organism family {organism!r}: {len(family.models)} models ({how}, {time.time() - t0:.0f} s)")
+        out = [Model(m.name, str(m.path), float(m.flops), int(m.params)) for m in family.models]
+        return Models(out, f"organism '{organism}'", {"family": str(family.path)})
+    if not models:
+        raise ValueError("no models: set `organism` to an organism preset or list `models` (HF ids or paths)")
+    if flops and len(flops) != len(models):
+        raise ValueError(f"`flops` has {len(flops)} values for {len(models)} models: give one per model or none")
+    out = []
+    for i, path in enumerate(models):
+        known = paper_numbers.FLOPS_1E21.get(path)
+        f = float(flops[i]) if flops else (known * 1e21 if known is not None else None)
+        out.append(Model(Path(path).name if Path(path).is_dir() else path.split("/")[-1], path, f))
+    families = {paper_numbers.family_of(m) for m in models}
+    label = families.pop() if len(families) == 1 and None not in families else "your models"
+    return Models(out, label)
+
+
+def load_task(name: str, n_prompts: int, models: Models, data_dir: str | None = None) -> Task:
+    """The first ``n_prompts`` test problems of task ``name`` (organism tasks in the family's world).
+
+    ``data_dir``: a folder holding the real tasks' JSONL files (``gsm8k/test.jsonl``,
+    ``nq_open/dev.jsonl`` …) for offline runs; None reads them from Hugging Face ``datasets``.
+    """
+    from gvlib.tasks import TASKS, load
+
+    if name.startswith("organism/"):
+        if "family" not in models.task_options:
+            raise ValueError(f"task {name!r} is an organism task: it needs organism models (set `organism`)")
+        return load(name, limit=n_prompts, **models.task_options)
+    path = None
+    if data_dir is not None and getattr(TASKS.get(name), "data_dir", ""):
+        path = Path(data_dir) / TASKS[name].data_dir
+    return load(name, path=path, limit=n_prompts)
+
+
+def quiet() -> None:
+    """Silence the progress bars and notices of transformers and tqdm that clutter an executed notebook."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def percent(x: float) -> float:
+    """A fraction as percent (the paper's tables print %)."""
+    return 100.0 * x
+
+
+@dataclass(frozen=True)
+class Filter:
+    """How one method's verifier scores select samples (paper §3, reference/paper.md §1 thresholds).
+
+    Exactly one of ``tau`` (keep s > tau, one global threshold), ``quantile`` (per-prompt threshold)
+    or ``rounds`` (tournament survivors after that many rounds).
+    """
+
+    method: str
+    tau: float | None = None
+    quantile: float | None = None
+    rounds: int | None = None
+
+    def __post_init__(self):
+        if self.method not in VERIFIER_METHODS:
+            raise ValueError(f"unknown verifier method {self.method!r}; choose from {VERIFIER_METHODS}")
+        if sum(v is not None for v in (self.tau, self.quantile, self.rounds)) != 1:
+            raise ValueError(f"filter of {self.method!r}: give exactly one of tau, quantile, rounds")
+        if (self.method == "tournament") != (self.rounds is not None):
+            raise ValueError(f"filter of {self.method!r}: `rounds` is for the tournament, and the tournament needs it")
+
+    @property
+    def label(self) -> str:
+        name = {"mc": "MC", "cot_score": "CoT-Score", "cot_binary": "CoT-Binary", "tournament": "Tournament"}[self.method]
+        if self.method == "cot_binary":
+            return name
+        if self.rounds is not None:
+            return f"{name} r{self.rounds}"
+        return f"{name} top{self.quantile:g}" if self.quantile is not None else f"{name} τ{self.tau:g}"
+
+    def gap(self, u: np.ndarray, verification: Verification) -> GapResult:
+        """The gap of the generator whose utilities are ``u`` under this filter of ``verification``."""
+        if verification.method != self.method:
+            raise ValueError(f"a {self.method!r} filter cannot read a {verification.method!r} verification")
+        if self.rounds is not None:
+            if verification.survivors is None or self.rounds >= len(verification.survivors):
+                have = 0 if verification.survivors is None else len(verification.survivors) - 1
+                raise ValueError(f"tournament filter after {self.rounds} rounds, but the verification ran {have}")
+            return gap_from_weights(u, verification.survivors[self.rounds])
+        return gap(u, verification.scores, tau=self.tau, quantile=self.quantile)
+
+
+def make_filters(methods: Sequence[str], *, mc_threshold: float | None = None, mc_quantile: float | None = None,
+                 cot_score_threshold: float = 8, tournament_rounds: int = 1) -> dict[str, Filter]:
+    """The paper's filter of each method (§3): MC at a global τ or a per-prompt quantile, CoT-Score at
+    τ (keep s > τ), CoT-Binary keeps verdict 1, Tournament keeps the survivors of ``tournament_rounds``."""
+    spec = {
+        "mc": dict(tau=mc_threshold, quantile=mc_quantile),
+        "cot_score": dict(tau=cot_score_threshold),
+        "cot_binary": dict(tau=0.5),
+        "tournament": dict(rounds=tournament_rounds),
+    }
+    unknown = [m for m in methods if m not in spec]
+    if unknown:
+        raise ValueError(f"unknown verifier methods {unknown}; choose from {list(spec)}")
+    return {m: Filter(m, **{k: v for k, v in spec[m].items() if v is not None}) for m in methods}
+
+
+@dataclass
+class Grid:
+    """Generations of each model and verifications of them by each verifier with each method."""
+
+    task: Task
+    models: list[Model]
+    generations: dict[str, Generations]
+    verifications: dict[tuple[str, str, str], Verification]  # (generator, verifier, method)
+
+    def gaps(self, filters: dict[str, Filter]) -> dict[tuple[str, str, str], GapResult]:
+        """The gap of every (generator, verifier, method) under the method's filter."""
+        return {key: filters[key[2]].gap(self.generations[key[0]].u, ver)
+                for key, ver in self.verifications.items() if key[2] in filters}
+
+    def table(self, filters: dict[str, Filter], *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+        """One row per (generator, verifier, method): accuracies, gaps in % with bootstrap CIs, counts.
+
+        ``n_mixed`` counts the prompts with 0 < acc_x < 1, the only ones whose gap can differ from 0.
+        """
+        flops = {m.name: m.flops for m in self.models}
+        rows = []
+        for (g, v, method), res in self.gaps(filters).items():
+            s = res.summary(n_boot=n_boot, seed=seed)
+            ver = self.verifications[(g, v, method)]
+            rows.append({
+                "generator": g, "verifier": v, "method": method, "filter": filters[method].label,
+                "flops": flops[g], "verifier_flops": flops[v],
+                "accuracy": percent(s["accuracy"]), "filtered_accuracy": percent(s["filtered_accuracy"]),
+                "gap": percent(s["gap"]), "gap_lo": percent(s["gap_ci"][0]), "gap_hi": percent(s["gap_ci"][1]),
+                "relative_gap": percent(s["relative_gap"]), "relative_gap_lo": percent(s["relative_gap_ci"][0]),
+                "relative_gap_hi": percent(s["relative_gap_ci"][1]),
+                "n_prompts": s["n_prompts"], "n_empty": s["n_empty"], "n_perfect": s["n_perfect"],
+                "n_mixed": int(((res.acc > 0) & (res.acc < 1)).sum()),
+                "unparseable_rate": ver.unparseable_rate, "position_bias": ver.position_bias,
+                "extraction_failure_rate": self.generations[g].extraction_failure_rate,
+            })
+        return pd.DataFrame(rows)
+
+
+def _release(backend) -> None:
+    """Free a backend's memory before the next model is loaded (GPU memory included)."""
+    close = getattr(backend, "close", None)
+    if callable(close):
+        close()
+    del backend
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int | None):
+    """Run the block with ``n`` torch CPU threads (None: leave as is), restoring them afterwards.
+
+    Sampling the organism's tiny models is dominated by per-operation overhead: measured on 2 cores,
+    a 128-wide 4-layer Llama sampled 64 x 40 tokens in 0.64 s with one thread and 6-18 s with two
+    while other processes used the cores (the threads wait for each other at every operation).
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_grid(models: Sequence[Model], task: Task, methods: Sequence[str], *, cross: bool = False, n: int,
+             temperature: float = 0.7, top_p: float = 0.9, seed: int = 0, backend: str = "auto",
+             tournament_rounds: int = 1, threads: int | None = None) -> Grid:
+    """Generate with every model, then verify with ``methods``: self-verification only, or every
+    (generator, verifier) pair when ``cross`` (paper §4.2). Each model is loaded once per phase.
+
+    The tournament runs ``tournament_rounds`` rounds (``n`` must be a multiple of 2**rounds).
+    ``threads``: torch CPU threads while running (see :func:`cpu_threads`); None keeps torch's setting.
+    """
+    from gvlib.backends import load_backend
+
+    unknown = [m for m in methods if m not in VERIFIER_METHODS]
+    if unknown:
+        raise ValueError(f"unknown verifier methods {unknown}; choose from {VERIFIER_METHODS}")
+    if "tournament" in methods and (tournament_rounds < 1 or n % 2 ** tournament_rounds):
+        raise ValueError(f"a tournament of {tournament_rounds} rounds needs n_samples divisible by "
+                         f"{2 ** tournament_rounds}, got n_samples={n}")
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        raise ValueError(f"model names must be unique: {names}")
+    generations: dict[str, Generations] = {}
+    verifications: dict[tuple[str, str, str], Verification] = {}
+    t0 = time.time()
+
+    def stage(what: str) -> None:
+        print(f"[{time.time() - t0:6.1f} s] {what}", flush=True)
+
+    def verify_all(backend, verifier: Model, generator: Model) -> None:
+        for method in methods:
+            stage(f"{verifier.name} verifies {generator.name} ({method})")
+            verifications[(generator.name, verifier.name, method)] = verify(
+                backend, task, generations[generator.name], method, seed=seed, temperature=temperature,
+                top_p=top_p, rounds=tournament_rounds if method == "tournament" else None)
+
+    with cpu_threads(threads):
+        for model in models:  # phase 1: generate and self-verify
+            b = load_backend(model.path, backend=backend)
+            stage(f"{model.name} generates {len(task)} prompts x {n} samples")
+            generations[model.name] = generate(b, task, n=n, temperature=temperature, top_p=top_p, seed=seed)
+            verify_all(b, model, model)
+            _release(b)
+        if cross:  # phase 2: every verifier on every other generator's samples
+            for verifier in models:
+                b = load_backend(verifier.path, backend=backend)
+                for generator in models:
+                    if generator.name != verifier.name:
+                        verify_all(b, verifier, generator)
+                _release(b)
+    stage("done")
+    return Grid(task, list(models), generations, verifications)
+
+
+def slope_ci(results: Sequence[GapResult], flops: Sequence[float], *, n_boot: int = 1000, level: float = 0.95,
+             seed: int = 0) -> tuple[float, float]:
+    """Bootstrap CI of the OLS slope of relative gap (%) on ln(FLOPs/1e21) (paper §4.1, Fig. 1).
+
+    The prompts are resampled jointly for every model (they share the same prompts), the per-model
+    relative gaps recomputed and the line refitted.
+    """
+    if len(results) != len(flops):
+        raise ValueError(f"{len(results)} gap results but {len(flops)} FLOPs values")
+    per_prompt = np.stack([percent(1) * r.per_prompt_relative for r in results], axis=1)  # (prompts, models)
+    return bootstrap_ci(lambda a: fit_log_linear(flops, a.mean(axis=0))[0], per_prompt, n_boot=n_boot,
+                        level=level, seed=seed)
+
+
+def trend_counts(matrix) -> dict[str, int]:
+    """The paper's two cross-verification trend checks on a gap(f, g) matrix (§4.2, Fig. 3).
+
+    Rows are generators and columns verifiers, both smallest first. Counts the rows whose gap rises
+    strictly with the verifier's size and the columns whose gap falls strictly with the generator's.
+    """
+    m = np.asarray(matrix, dtype=float)
+    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] < 2:
+        raise ValueError(f"need a square generator x verifier matrix of at least 2 models, got shape {m.shape}")
+    rows = int(sum(np.all(np.diff(r) > 0) for r in m))
+    cols = int(sum(np.all(np.diff(c) < 0) for c in m.T))
+    return {"rows_rising": rows, "columns_falling": cols, "n": int(m.shape[0])}
+
+
+def paper_scaling(family: str, methods: Sequence[str], task: str) -> tuple[dict[str, tuple[list, list]], str]:
+    """The paper's Fig. 1 points of ``family``: ({method: (FLOPs, relative gap %)}, a label naming the source).
+
+    GSM8K (Tab. 5, the columns Fig. 1 plots: MC τ0.8, CoT-Score τ8, CoT-Binary, Tournament r5) unless
+    ``task`` is MATH, whose Fig. 1 values (MC, CoT-Binary, CoT-Score) were read off the figure.
+    """
+    if family not in paper_numbers.FAMILIES:
+        raise ValueError(f"unknown paper family {family!r}; choose from {sorted(paper_numbers.FAMILIES)}")
+    ids = paper_numbers.FAMILIES[family]
+    fl = [paper_numbers.flops(i) for i in ids]
+    if task.startswith("math"):
+        table = paper_numbers.MATH_RELATIVE_GAP.get(family)
+        if table is None:
+            raise ValueError(f"the paper has no MATH scaling values for {family!r}; it has {sorted(paper_numbers.MATH_RELATIVE_GAP)}")
+        return {m: (fl, list(table[m])) for m in methods if m in table}, f"{family}, MATH (Fig. 1)"
+    if any(i not in paper_numbers.GSM8K_RELATIVE_GAP for i in ids):
+        have = sorted({paper_numbers.family_of(i) for i in paper_numbers.GSM8K_RELATIVE_GAP})
+        raise ValueError(f"the paper has no GSM8K values for {family!r}; it has {have}")
+    col = paper_numbers.FIG1_COLUMNS
+    return ({m: (fl, [paper_numbers.GSM8K_RELATIVE_GAP[i][col[m]] for i in ids]) for m in methods},
+            f"{family}, GSM8K (Tab. 5)")

@@ -1,0 +1,142 @@
+"""The book's figures: one style, static images, the paper's numbers drawn beside ours.
+
+Conventions (reference/book-style.md §4 item 11): no figure titles (captions live in the notebook's
+cell metadata and markdown), lowercase axis labels, ``lw=2``, one figure size set here. A panel that
+shows the paper's values says so in its own heading ("paper: …"), so the two are never confused.
+Every function returns the matplotlib Figure; :func:`save` writes it next to the results JSON.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+
+from gvlib.metrics import FLOPS_UNIT
+from gvlib.paths import results_dir
+
+__all__ = ["setup", "save", "METHOD_LABELS", "scaling_figure", "heatmaps", "gap_bars"]
+
+#: How each verification method is named in legends (paper §3).
+METHOD_LABELS = {"mc": "MC", "cot_score": "CoT-Score", "cot_binary": "CoT-Binary", "tournament": "Tournament"}
+_PALETTE = dict(zip(METHOD_LABELS, sns.color_palette("colorblind", 4)))
+_FIGSIZE = (10.0, 4.2)
+
+
+def setup() -> None:
+    """The book's plotting style (call once at the top of a notebook)."""
+    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
+    plt.rcParams.update({"figure.figsize": _FIGSIZE, "figure.dpi": 100, "savefig.dpi": 150,
+                         "lines.linewidth": 2, "axes.titlesize": "medium", "savefig.bbox": "tight"})
+
+
+def save(fig: plt.Figure, claim: str, name: str) -> Path:
+    """Write ``fig`` as ``results/<claim>-<name>.png`` and return the path."""
+    path = results_dir() / f"{claim}-{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
+def _log_flops(flops) -> np.ndarray:
+    return np.log(np.asarray(flops, dtype=float) / FLOPS_UNIT)
+
+
+def _scaling_panel(ax: plt.Axes, points: Mapping[str, tuple], fits: Mapping[str, tuple], *, percent_ci=None,
+                   hollow: bool = False) -> None:
+    """Relative gap (%) vs ln(FLOPs/1e21): one colour per method, points, optional CI bars, OLS line."""
+    for method, (flops, values) in points.items():
+        x, y = _log_flops(flops), np.asarray(values, dtype=float)
+        color = _PALETTE.get(method)
+        label = METHOD_LABELS.get(method, method)
+        if method in fits:
+            slope, intercept, r2 = fits[method]
+            xs = np.linspace(x.min(), x.max(), 2)
+            ax.plot(xs, slope * xs + intercept, ls="--", color=color, lw=1.5)
+            label += f" (slope {slope:.2f}, $R^2$ {r2:.2f})"
+        if percent_ci is not None and method in percent_ci:
+            lo, hi = np.asarray(percent_ci[method], dtype=float).T
+            ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="none", ecolor=color, alpha=0.5, capsize=3, lw=1)
+        ax.plot(x, y, ls="none", marker="o", ms=7, color=color, label=label,
+                mfc="none" if hollow else color)
+    ax.axhline(0, color="0.4", lw=1)
+    ax.set_xlabel("ln(pre-training FLOPs / 1e21)")
+    ax.set_ylabel("relative gap (%)")
+    ax.legend(fontsize="small", loc="best")
+
+
+def scaling_figure(ours: Mapping[str, tuple], our_fits: Mapping[str, tuple], our_ci: Mapping[str, Sequence],
+                   paper: Mapping[str, tuple], paper_fits: Mapping[str, tuple], *, ours_label: str,
+                   paper_label: str, overlay_paper: bool = False) -> plt.Figure:
+    """Fig. 1 of the paper, ours (left) beside the paper's (right).
+
+    ``ours`` / ``paper``: {method: (flops, relative gaps in %)}; ``*_fits``: {method: (slope,
+    intercept, r2)} from :func:`gvlib.metrics.fit_log_linear`; ``our_ci``: {method: [(lo, hi) %]}.
+    ``overlay_paper`` also draws the paper's points (hollow) on our panel: use it when we ran the
+    paper's own models, so the two sets share an x axis.
+    """
+    fig, (left, right) = plt.subplots(1, 2, figsize=_FIGSIZE, sharey=False)
+    _scaling_panel(left, ours, our_fits, percent_ci=our_ci)
+    if overlay_paper:
+        for method, (flops, values) in paper.items():
+            left.plot(_log_flops(flops), values, ls="none", marker="s", ms=8, mfc="none",
+                      color=_PALETTE.get(method), label=f"paper {METHOD_LABELS.get(method, method)}")
+        left.legend(fontsize="small", loc="best")
+    left.set_title(f"ours: {ours_label}")
+    _scaling_panel(right, paper, paper_fits)
+    right.set_title(f"paper: {paper_label}")
+    fig.tight_layout()
+    return fig
+
+
+def heatmaps(panels: Sequence[tuple[str, np.ndarray, Sequence[str], Sequence[str]]], *,
+             vmax: float | None = None) -> plt.Figure:
+    """gap(f, g) matrices (%), generators as rows and verifiers as columns (paper Fig. 3).
+
+    ``panels``: (heading, matrix, generator labels, verifier labels). One diverging colour scale,
+    centred at 0, shared by every panel so ours and the paper's read alike.
+    """
+    vmax = vmax or max(float(np.nanmax(np.abs(m))) for _, m, _, _ in panels) or 1.0
+    width = sum(0.9 + 0.75 * len(cols) for _, _, _, cols in panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(width, 6.0), 3.8), squeeze=False)
+    for ax, (heading, matrix, rows, cols) in zip(axes[0], panels):
+        sns.heatmap(np.asarray(matrix, dtype=float), ax=ax, annot=True, fmt=".1f", cmap="RdBu_r", center=0,
+                    vmin=-vmax, vmax=vmax, xticklabels=list(cols), yticklabels=list(rows), cbar=False,
+                    annot_kws={"fontsize": "small"})
+        ax.set_xlabel("verifier g")
+        ax.set_ylabel("generator f")
+        ax.set_title(heading, fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def gap_bars(groups: Mapping[str, Mapping[str, tuple[float, float, float]]], *, ylabel: str,
+             ax: plt.Axes | None = None, heading: str | None = None) -> plt.Figure:
+    """Grouped bars with CI whiskers: ``groups[series][category] = (value, lo, hi)`` (all in %).
+
+    Categories (e.g. models, smallest first) go on the x axis in first-seen order; one bar per series
+    (e.g. task) in each.
+    """
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(_FIGSIZE[0] * 0.6, _FIGSIZE[1]))
+    else:
+        fig = ax.figure
+    categories = list(dict.fromkeys(c for series in groups.values() for c in series))
+    width = 0.8 / max(len(groups), 1)
+    for i, (name, series) in enumerate(groups.items()):
+        xs = np.array([categories.index(c) for c in series]) + (i - (len(groups) - 1) / 2) * width
+        vals = np.array([v[0] for v in series.values()])
+        lo = np.array([v[1] for v in series.values()])
+        hi = np.array([v[2] for v in series.values()])
+        ax.bar(xs, vals, width=width * 0.95, label=name)
+        ax.errorbar(xs, vals, yerr=[vals - lo, hi - vals], fmt="none", ecolor="0.2", capsize=3, lw=1)
+    ax.axhline(0, color="0.4", lw=1)
+    ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right")
+    ax.set_ylabel(ylabel)
+    if heading:
+        ax.set_title(heading, fontsize="small")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
