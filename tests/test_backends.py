@@ -107,8 +107,10 @@ def test_continuation_ids_leading_space():
         return [vocab[w] for w in re.findall(r" ?\S+", text)]
     assert continuation_ids(encode, "Judge:", "Correct") == ([1], [2])
     assert continuation_ids(encode, "Judge:", " Correct") == ([1], [2])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="empty continuation"):
         continuation_ids(encode, "Judge:", "")
+    with pytest.raises(ValueError, match="empty prompt"):
+        continuation_ids(encode, "", "Correct")
 
 
 def test_vllm_without_vllm_is_a_clear_error(model_dir, monkeypatch):

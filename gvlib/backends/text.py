@@ -31,6 +31,8 @@ def continuation_ids(encode: Callable[[str, bool], list[int]], prompt: str,
         raise ValueError("cannot score an empty continuation")
     sep = "" if prompt[-1:].isspace() or continuation[:1].isspace() else " "
     ctx = encode(prompt, True)
+    if not ctx:
+        raise ValueError("cannot score a continuation of an empty prompt (the tokenizer adds no BOS token)")
     whole = encode(prompt + sep + continuation, True)
     if whole[:len(ctx)] != ctx or len(whole) == len(ctx):
         return ctx, encode(sep + continuation, False)
