@@ -13,7 +13,7 @@ from gvlib.organism.train import ModelSpec, TrainConfig
 from gvlib.organism.world import WorldConfig
 
 #: Bump when a code change alters what a preset trains (invalidates every cached model).
-CODE_VERSION = "organism-1"
+CODE_VERSION = "organism-2"
 
 
 @dataclass(frozen=True)
@@ -63,10 +63,11 @@ PRESETS: dict[str, Preset] = {
     ),
     "default": Preset(
         name="default",
-        models=(ModelSpec("m1", 24, 2, 2, 64, 300), ModelSpec("m2", 48, 2, 4, 128, 500),
-                ModelSpec("m3", 64, 3, 4, 192, 600), ModelSpec("m4", 96, 4, 4, 256, 700),
-                ModelSpec("m5", 128, 4, 4, 384, 800)),
-        seed_stage=SeedConfig(ModelSpec("seed", 48, 2, 4, 128, 300), checkpoints=(150, 300), problems=400, samples=2),
+        models=(ModelSpec("m1", 24, 2, 2, 64, 400), ModelSpec("m2", 48, 2, 4, 128, 600),
+                ModelSpec("m3", 64, 3, 4, 192, 800), ModelSpec("m4", 96, 4, 4, 256, 1000),
+                ModelSpec("m5", 128, 4, 4, 384, 1200)),
+        seed_stage=SeedConfig(ModelSpec("seed", 64, 3, 4, 192, 800), checkpoints=(400, 800), problems=300,
+                              samples=2, temperatures=(0.7, 1.2)),
     ),
 }
 

@@ -52,16 +52,19 @@ class OrganismTask(Task):
         return f"{example.question} ="
 
     # -- verification (paper App. E, in the organism's compact vocabulary) ---------------------
+    # The method word opens the prompt and is repeated right before the verdict is written, where a
+    # small model attends (with it only at the start, m2 of the first default run mixed the formats).
     def verifier_prompt(self, method: str, example: Example, candidate: str, other: str | None = None) -> str:
         if method not in VERIFIER_METHODS:
             raise ValueError(f"unknown verifier method {method!r}: expected one of {VERIFIER_METHODS}")
-        cand = " ".join(_words(candidate))
+        cand, head = " ".join(_words(candidate)), _HEAD[method]
         if method == "tournament":
             if other is None:
                 raise ValueError("verifier_prompt('tournament', ...) needs `other` (solution B)")
-            return f"tour problem: {example.question} A: {cand} B: {' '.join(_words(other))} Judgement:"
-        tail = "Judge:" if method == "mc" else "Judgement:"
-        return f"{_HEAD[method]} problem: {example.question} solution: {cand} {tail}"
+            return f"{head} problem: {example.question} A: {cand} B: {' '.join(_words(other))} {head} Judgement:"
+        if method == "mc":
+            return f"{head} problem: {example.question} solution: {cand} Judge:"
+        return f"{head} problem: {example.question} solution: {cand} {head} Judgement:"
 
     def verifier_target(self, method: str, example: Example, candidate: str, other: str | None = None) -> str:
         """What an exact verifier writes after ``verifier_prompt`` (the corpus' verification targets).

@@ -47,7 +47,7 @@ class ModelSpec:
 class TrainConfig:
     """Batch shape and schedule shared by the family: ``rows`` packed rows of ``seq_len`` tokens."""
 
-    rows: int = 24
+    rows: int = 16
     seq_len: int = 256
     warmup: float = 0.05
     min_lr_frac: float = 0.1
