@@ -150,6 +150,9 @@ def train_adapter(base: str | os.PathLike, pairs: Sequence[tuple[str, str]], out
     t0 = time.time()
     torch.manual_seed(seed)
     model, tokenizer, device = _load_base(base, device, dtype)
+    if device.startswith("cuda"):  # a 7B model's activations for a minibatch of 64 need recomputation
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
     if init_adapter is not None:
         model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
     else:
