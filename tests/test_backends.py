@@ -27,6 +27,13 @@ def backend(model_dir):
     return load_backend(str(model_dir), backend="transformers", batch_size=2)
 
 
+@pytest.fixture(scope="module", params=["bytelevel", "metaspace"])
+def styled(request, tmp_path_factory):
+    """A backend with a GPT-2-like ("Ġword") or a Llama-like ("▁word") tokenizer."""
+    path = save_tiny(tmp_path_factory.mktemp(request.param), style=request.param)
+    return load_backend(str(path), backend="transformers", batch_size=2)
+
+
 def test_auto_picks_transformers_without_vllm(model_dir):
     b = load_backend(str(model_dir))
     assert b.name == "transformers" and b.device.type == "cpu"
@@ -64,7 +71,8 @@ def test_more_samples_than_the_batch_holds(model_dir):
     assert len(set(out[0])) > 2  # the parts are drawn under different seeds
 
 
-def test_stop_strings_truncate_the_text(backend):
+def test_stop_strings_truncate_the_text(styled):
+    backend = styled
     free = backend.sample(PROMPTS, SamplingParams(n=2, max_new_tokens=10, temperature=1.0, seed=0))
     # a stop string that the unconstrained samples contain: every cut sample is a prefix without it
     stop = next(s[3:5] for cs in free for s in cs if len(s) >= 5)
@@ -84,7 +92,8 @@ def test_eos_ends_a_sample(model_dir):
     assert b._sample_ids([[5, 6, 7]], SamplingParams(n=2, max_new_tokens=8), batch_seed=0) == [[[], []]]
 
 
-def test_logprob_continuations_match_the_logits_by_hand(backend):
+def test_logprob_continuations_match_the_logits_by_hand(styled):
+    backend = styled
     got = backend.logprob_continuations(PROMPTS, ["Correct", "Incorrect", "The answer is 42"])
     assert got.shape == (3, 3)
     tok = backend.tokenizer

@@ -1,6 +1,7 @@
-"""A tiny random Llama and byte-level BPE tokenizer, built at test time (a few seconds, no download)."""
+"""A tiny random Llama and a BPE tokenizer, built at test time (a few seconds, no download)."""
 from __future__ import annotations
 
+import string
 from pathlib import Path
 
 import torch
@@ -14,12 +15,19 @@ CORPUS = ["Judge the correctness of the following solution of the problem. Answe
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def tiny_tokenizer(vocab_size: int = 320) -> PreTrainedTokenizerFast:
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "<s>", "</s>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+def tiny_tokenizer(vocab_size: int = 320, style: str = "bytelevel") -> PreTrainedTokenizerFast:
+    """A BPE tokenizer: GPT-2/Qwen-like byte-level ("Ġword") or Llama-like metaspace ("▁word")."""
+    tok = Tokenizer(models.BPE(unk_token="<unk>" if style == "metaspace" else None))
+    if style == "bytelevel":
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        alphabet = pre_tokenizers.ByteLevel.alphabet()
+    else:
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="first")
+        tok.decoder = decoders.Metaspace(prepend_scheme="first")
+        alphabet = sorted(set(string.printable) - set(" \t\r\x0b\x0c"))
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
+                                  initial_alphabet=alphabet, show_progress=False)
     tok.train_from_iterator(CORPUS, trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
 
@@ -32,9 +40,9 @@ def tiny_model(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:
     return LlamaForCausalLM(cfg).eval()
 
 
-def save_tiny(path: Path, seed: int = 0) -> Path:
+def save_tiny(path: Path, seed: int = 0, style: str = "bytelevel") -> Path:
     """A tiny model + tokenizer saved with save_pretrained under ``path``."""
-    tok = tiny_tokenizer()
+    tok = tiny_tokenizer(style=style)
     tiny_model(len(tok), seed).save_pretrained(path)
     tok.save_pretrained(path)
     return path
