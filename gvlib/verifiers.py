@@ -98,6 +98,13 @@ class Verification:
         """Tournament: P(prefer the first solution) over parsed comparisons (paper §6.1: 0.56)."""
         return self.n_first / self.n_parsed if self.n_parsed else None
 
+    def position_bias_by_round(self) -> list[float | None]:
+        """Tournament: P(prefer the first solution) among each round's parsed comparisons."""
+        rounds = int(self.meta.get("rounds", 0))
+        matches = [m for per_problem in self.raw for m in per_problem if m["parsed"]]
+        firsts = [[m["winner"] == m["a"] for m in matches if m["round"] == r] for r in range(1, rounds + 1)]
+        return [sum(f) / len(f) if f else None for f in firsts]
+
     def to_dict(self) -> dict:
         """A JSON-able dict (arrays as lists); :meth:`from_dict` inverts it."""
         d = dataclasses.asdict(self)
@@ -202,8 +209,8 @@ def verify_tournament(backend: Backend, task: Task, examples: Sequence[Example],
         outs = backend.sample(prompts, dataclasses.replace(params, n=1, seed=derive_seed(params.seed, "round", r)))
         alive = [[] for _ in examples]
         for (p, a, b), out in zip(matches, outs):
-            pick = parse_tournament(out[0])
-            if pick is None:
+            pick = parsed = parse_tournament(out[0])
+            if parsed is None:
                 n_unparseable += 1
                 pick = "AB"[int(rngs[p].integers(2))]
             else:
@@ -212,7 +219,8 @@ def verify_tournament(backend: Backend, task: Task, examples: Sequence[Example],
             winner = a if pick == "A" else b
             wins[p, winner] += 1
             alive[p].append(winner)
-            raw[p].append({"round": r, "a": a, "b": b, "output": out[0], "winner": winner})
+            raw[p].append({"round": r, "a": a, "b": b, "output": out[0], "winner": winner,
+                           "parsed": parsed is not None})
         n_outputs += len(matches)
     survivors = np.stack([(wins >= k).astype(np.int8) for k in range(rounds + 1)])
     return Verification("tournament", wins, raw, n_unparseable, n_outputs, survivors, n_first, n_parsed,

@@ -129,6 +129,10 @@ def test_tournament_bookkeeping():
     right_as_b = sum(1 for m in v.raw[0] if cands[0][m["b"]] == "right")
     assert v.n_first == 14 - right_as_b
     assert v.position_bias == pytest.approx((14 - right_as_b) / 14)
+    by_round = v.position_bias_by_round()
+    assert len(by_round) == 3 and all(0 <= b <= 1 for b in by_round)
+    per_round_parsed = [8, 4, 2]  # problems 0 and 1: 4 + 2 + 1 comparisons each
+    assert sum(b * k for b, k in zip(by_round, per_round_parsed)) == pytest.approx(v.n_first)
     assert all(len({m["a"] for m in v.raw[p] if m["round"] == 1} | {m["b"] for m in v.raw[p] if m["round"] == 1}) == n
                for p in range(3))  # round 1 pairs are disjoint and cover everyone
 
