@@ -27,8 +27,10 @@ from .tasks.base import Task
 from .tasks.common import extraction_failure_rate
 from .verifiers import Verification
 
-#: Default for ``cache=``: the shared on-disk cache (:func:`gvlib.cache.default_root`).
+#: Default for ``cache=``: the shared on-disk cache (:func:`gvlib.paths.cache_root`).
 DEFAULT = "default"
+#: Part of every cache key: bump it when what an entry holds changes, so old entries are not read.
+FORMAT = 2
 
 
 @dataclass
@@ -79,7 +81,7 @@ def generate(backend: Backend, task: Task, *, n: int, temperature: float = 0.7, 
                             max_new_tokens=max_new_tokens or task.max_new_tokens, stop=tuple(task.stop), seed=seed)
     prompts = [task.generation_prompt(e) for e in task.examples]
     split = getattr(task, "split", "")
-    key = {"stage": "generate", "backend": _fingerprint(backend, cache), "engine": backend.name,
+    key = {"stage": "generate", "format": FORMAT, "backend": _fingerprint(backend, cache), "engine": backend.name,
            "task": task.name, "split": split,
            "params": dataclasses.asdict(params)}
     chunks = cache.map_chunks("generate", key, prompts, lambda ch: backend.sample(ch, params),
@@ -114,7 +116,7 @@ def verify(verifier: Backend, task: Task, generations: Generations, method: str,
     if method == "tournament" and rounds is None:
         rounds = verifiers.max_rounds(n)
     items = [(by_id[i], cs) for i, cs in zip(generations.example_ids, generations.completions)]
-    key = {"stage": "verify", "method": method, "verifier": _fingerprint(verifier, cache),
+    key = {"stage": "verify", "format": FORMAT, "method": method, "verifier": _fingerprint(verifier, cache),
            "engine": verifier.name, "task": task.name,
            "split": generations.split, "seed": seed, "rounds": rounds, "mc_tokens": list(task.mc_tokens),
            "params": None if method == "mc" else dataclasses.asdict(params)}
