@@ -88,7 +88,8 @@ def generate(backend: Backend, task: Task, *, n: int, temperature: float = 0.7, 
                               chunk_size=chunk_size, desc=f"generate {task.name}")
     completions = [c for chunk in chunks for c in chunk]
     u = np.array([[task.score(e, c) for c in cs] for e, cs in zip(task.examples, completions)], dtype=float)
-    return Generations(task.name, split, [e.id for e in task.examples], prompts, completions, u.reshape(len(prompts), n),
+    return Generations(task.name, split, [e.id for e in task.examples], prompts, completions,
+                       u.reshape(len(prompts), n),
                        extraction_failure_rate(task, completions), params, backend.model_id)
 
 

@@ -60,7 +60,8 @@ def test_math500_real_problem_gold_and_perturbed():
     task = tasks.load("math500", path=DATA / "math500", limit=5)
     ex = task.examples[2]
     assert ex.answer == "\\frac{14}{3}"
-    assert task.score(ex, " So $x = \\frac{14}{3}$.\nFinal Answer: The final answer is $\\frac{14}{3}$. I hope it is correct.") == 1.0
+    minerva = " So $x = \\frac{14}{3}$.\nFinal Answer: The final answer is $\\frac{14}{3}$. I hope it is correct."
+    assert task.score(ex, minerva) == 1.0
     assert task.score(ex, " Final Answer: The final answer is $\\dfrac{14}{3}$. I hope it is correct.") == 1.0
     assert task.score(ex, " Final Answer: The final answer is $14/3$.") == 1.0
     assert task.score(ex, " so the answer is $\\boxed{\\frac{14}{3}}$") == 1.0     # \boxed fallback

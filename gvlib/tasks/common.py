@@ -42,7 +42,8 @@ def field_of(rec: dict[str, Any], names: Sequence[str], where: str) -> Any:
     for name in names:
         if name in rec:
             return rec[name]
-    raise DataError(f"{where}: no field {' or '.join(map(repr, names))} (has {sorted(k for k in rec if k != '_line')})")
+    have = sorted(k for k in rec if k != "_line")
+    raise DataError(f"{where}: no field {' or '.join(map(repr, names))} (has {have})")
 
 
 def extraction_failure_rate(task: Task, completions: Sequence[str] | Sequence[Sequence[str]]) -> float:
