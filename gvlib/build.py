@@ -1,6 +1,7 @@
 """Build the book: train (or reuse) the organism, execute the notebooks with papermill, render with Jupyter Book.
 
-``make book`` runs ``python -m gvlib.build``; options:
+``make book`` runs ``python -m gvlib.build``: it first trains (or reuses) the organism families the
+notebooks' presets name, showing each model as it is ready, then executes the notebooks. Options:
 
     python -m gvlib.build [--preset default] [--only scaling,iterative] [--force]
 
@@ -26,7 +27,7 @@ import yaml
 from gvlib.paths import REPO_ROOT, results_dir
 
 #: The executed notebooks of the book, in reading order (the table of contents is _toc.yml).
-BOOK_NOTEBOOKS = ("definitions",)
+BOOK_NOTEBOOKS = ("definitions", "scaling", "cross_verification", "unimprovable")
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 GENERATED_DIR = REPO_ROOT / "book" / "generated"
 _KEY = "gvlib_build_key"
@@ -91,6 +92,33 @@ def execute(notebook: str, preset: str, *, force: bool = False) -> float:
     return seconds
 
 
+def organism_presets(notebooks: tuple[str, ...], preset: str) -> list[str]:
+    """The organism families the notebooks' presets run on (their ``organism`` parameter), in order."""
+    names: list[str] = []
+    for notebook in notebooks:
+        params_file = preset_path(notebook, preset)
+        organism = (yaml.safe_load(params_file.read_text()) or {}).get("organism") if params_file else None
+        if organism and organism not in names:
+            names.append(organism)
+    return names
+
+
+def train_organism(name: str) -> float:
+    """Train (or reuse) the organism family ``name`` before the notebooks, one line per model; returns seconds."""
+    from gvlib.organism import ensure_family
+
+    t0 = time.time()
+
+    def done(entry) -> None:
+        print(f"  {entry.name}: {entry.params:,} parameters, {entry.flops:.2e} FLOPs "
+              f"[{time.time() - t0:.0f} s]", flush=True)
+
+    family = ensure_family(name, on_model_done=done)
+    how = f"trained {', '.join(family.trained_now)}" if family.trained_now else "all reused"
+    print(f"  organism {name!r} ready in {time.time() - t0:.0f} s ({how}): {family.path}", flush=True)
+    return time.time() - t0
+
+
 def render() -> Path:
     """Run ``jupyter-book build`` (execution off) and copy the results JSON next to the HTML."""
     jb = Path(sys.executable).with_name("jupyter-book")
@@ -116,6 +144,10 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"unknown notebook(s) {unknown}; the book has {list(BOOK_NOTEBOOKS)}")
 
     t0 = time.time()
+    for name in organism_presets(notebooks, args.preset):
+        print(f"[organism] training or reusing the {name!r} family (python -m gvlib.organism --preset {name}) "
+              f"[{time.time() - t0:.0f} s elapsed]", flush=True)
+        train_organism(name)
     for i, notebook in enumerate(notebooks, 1):
         print(f"[{i}/{len(notebooks)}] executing notebooks/{notebook}.ipynb (preset {args.preset!r}) "
               f"[{time.time() - t0:.0f} s elapsed]", flush=True)

@@ -15,7 +15,6 @@ verifications compute them once.
 from __future__ import annotations
 
 import contextlib
-import gc
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from gvlib.tasks.base import VERIFIER_METHODS, Task  # noqa: E402
 from gvlib.verifiers import Verification  # noqa: E402
 
 __all__ = ["Model", "resolve_models", "load_task", "Filter", "make_filters", "Grid", "run_grid",
-           "slope_ci", "trend_counts", "percent", "paper_scaling", "cpu_threads", "quiet"]
+           "slope_ci", "trend_counts", "percent", "paper_scaling", "cpu_threads", "quiet", "backend_kwargs"]
 
 
 @dataclass(frozen=True)
@@ -217,19 +216,6 @@ class Grid:
         return pd.DataFrame(rows)
 
 
-def _release(backend) -> None:
-    """Free a backend's memory before the next model is loaded (GPU memory included)."""
-    close = getattr(backend, "close", None)
-    if callable(close):
-        close()
-    del backend
-    gc.collect()
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
 @contextlib.contextmanager
 def cpu_threads(n: int | None):
     """Run the block with ``n`` torch CPU threads (None: leave as is), restoring them afterwards.
@@ -249,16 +235,79 @@ def cpu_threads(n: int | None):
         torch.set_num_threads(before)
 
 
+def backend_kwargs(model: Model, options: dict | None) -> dict:
+    """The backend options of ``model``: ``options["*"]`` for every model, updated by ``options[<model path>]``.
+
+    E.g. ``{"*": {"gpu_memory_utilization": 0.9}, "Qwen/Qwen2-72B": {"tensor_parallel_size": 4}}``.
+    """
+    options = options or {}
+    bad = [k for k, v in options.items() if not isinstance(v, dict)]
+    if bad:
+        raise ValueError(f"backend_options maps '*' or a model to a dict of options; {bad} do not")
+    return {**options.get("*", {}), **options.get(model.path, {})}
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """Everything a generation or verification stage needs besides the models (picklable)."""
+
+    task: Task
+    methods: tuple[str, ...]
+    n: int
+    temperature: float
+    top_p: float
+    seed: int
+    backend: str
+    options: dict
+    tournament_rounds: int
+    threads: int | None
+
+
+def _verify_with(backend, verifier: Model, generator: str, gens: Generations, st: _Settings) -> dict:
+    out = {}
+    for method in st.methods:
+        print(f"  {verifier.name} verifies {generator} ({method})", flush=True)
+        out[(generator, verifier.name, method)] = verify(
+            backend, st.task, gens, method, seed=st.seed, temperature=st.temperature, top_p=st.top_p,
+            rounds=st.tournament_rounds if method == "tournament" else None)
+    return out
+
+
+def _model_stage(model: Model, st: _Settings, to_verify: dict[str, Generations] | None) -> tuple:
+    """Load ``model`` once. With ``to_verify`` None: generate, then self-verify; otherwise verify the
+    given generations (cross-verification). Module-level so that a spawned process can run it."""
+    from gvlib.backends import load_backend
+
+    with cpu_threads(st.threads):
+        backend = load_backend(model.path, backend=st.backend, **backend_kwargs(model, st.options))
+        if to_verify is None:
+            print(f"  {model.name} generates {len(st.task)} prompts x {st.n} samples", flush=True)
+            gens = generate(backend, st.task, n=st.n, temperature=st.temperature, top_p=st.top_p, seed=st.seed)
+            return gens, _verify_with(backend, model, model.name, gens, st)
+        out = {}
+        for name, gens in to_verify.items():
+            out.update(_verify_with(backend, model, name, gens, st))
+        return None, out
+
+
+def _uses_vllm(backend: str) -> bool:
+    from gvlib.backends import vllm_available
+
+    return backend == "vllm" or (backend == "auto" and vllm_available() is None)
+
+
 def run_grid(models: Sequence[Model], task: Task, methods: Sequence[str], *, cross: bool = False, n: int,
              temperature: float = 0.7, top_p: float = 0.9, seed: int = 0, backend: str = "auto",
-             tournament_rounds: int = 1, threads: int | None = None) -> Grid:
+             backend_options: dict | None = None, tournament_rounds: int = 1, threads: int | None = None) -> Grid:
     """Generate with every model, then verify with ``methods``: self-verification only, or every
     (generator, verifier) pair when ``cross`` (paper §4.2). Each model is loaded once per phase.
 
     The tournament runs ``tournament_rounds`` rounds (``n`` must be a multiple of 2**rounds).
-    ``threads``: torch CPU threads while running (see :func:`cpu_threads`); None keeps torch's setting.
+    ``backend_options``: see :func:`backend_kwargs`. ``threads``: torch CPU threads while running (see
+    :func:`cpu_threads`). With vLLM every model runs in its own spawned process, so its GPU memory is
+    freed before the next model loads (vLLM does not release it in-process).
     """
-    from gvlib.backends import load_backend
+    from gvlib.iterate import run_stage
 
     unknown = [m for m in methods if m not in VERIFIER_METHODS]
     if unknown:
@@ -269,35 +318,24 @@ def run_grid(models: Sequence[Model], task: Task, methods: Sequence[str], *, cro
     names = [m.name for m in models]
     if len(set(names)) != len(names):
         raise ValueError(f"model names must be unique: {names}")
+    for m in models:
+        backend_kwargs(m, backend_options)  # a malformed option fails before any model loads
+    st = _Settings(task, tuple(methods), n, temperature, top_p, seed, backend, dict(backend_options or {}),
+                   tournament_rounds, threads)
+    isolate = _uses_vllm(backend)
     generations: dict[str, Generations] = {}
     verifications: dict[tuple[str, str, str], Verification] = {}
     t0 = time.time()
-
-    def stage(what: str) -> None:
-        print(f"[{time.time() - t0:6.1f} s] {what}", flush=True)
-
-    def verify_all(backend, verifier: Model, generator: Model) -> None:
-        for method in methods:
-            stage(f"{verifier.name} verifies {generator.name} ({method})")
-            verifications[(generator.name, verifier.name, method)] = verify(
-                backend, task, generations[generator.name], method, seed=seed, temperature=temperature,
-                top_p=top_p, rounds=tournament_rounds if method == "tournament" else None)
-
-    with cpu_threads(threads):
-        for model in models:  # phase 1: generate and self-verify
-            b = load_backend(model.path, backend=backend)
-            stage(f"{model.name} generates {len(task)} prompts x {n} samples")
-            generations[model.name] = generate(b, task, n=n, temperature=temperature, top_p=top_p, seed=seed)
-            verify_all(b, model, model)
-            _release(b)
-        if cross:  # phase 2: every verifier on every other generator's samples
-            for verifier in models:
-                b = load_backend(verifier.path, backend=backend)
-                for generator in models:
-                    if generator.name != verifier.name:
-                        verify_all(b, verifier, generator)
-                _release(b)
-    stage("done")
+    for model in models:  # phase 1: generate and self-verify
+        print(f"[{time.time() - t0:6.1f} s] {model.name}: generate and self-verify", flush=True)
+        generations[model.name], ver = run_stage(_model_stage, model, st, None, isolate=isolate)
+        verifications.update(ver)
+    if cross:  # phase 2: every verifier on every other generator's samples
+        for verifier in models:
+            print(f"[{time.time() - t0:6.1f} s] {verifier.name}: verify the other models' samples", flush=True)
+            others = {g: gens for g, gens in generations.items() if g != verifier.name}
+            verifications.update(run_stage(_model_stage, verifier, st, others, isolate=isolate)[1])
+    print(f"[{time.time() - t0:6.1f} s] done", flush=True)
     return Grid(task, list(models), generations, verifications)
 
 

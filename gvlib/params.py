@@ -80,6 +80,11 @@ def _all_strings(v) -> str | None:
     return f"must hold non-empty strings; got {bad}" if bad else None
 
 
+def _options_by_model(v) -> str | None:
+    bad = [k for k, o in v.items() if not isinstance(o, dict)]
+    return f"must map '*' or a model id to a dict of options; {bad} do not" if bad else None
+
+
 _METHODS = ("mc", "cot_score", "cot_binary", "tournament")
 _PAPER_FAMILIES = ("Qwen-1.5", "Qwen-2", "Llama-2", "Llama-3", "Llama-3.1", "Yi-1.5")
 
@@ -94,6 +99,8 @@ _CLAIM_COMMON: dict[str, Param] = {
     "temperature": Param(float, "sampling temperature of generator and verifier (paper: 0.7)", in_range(0.0)),
     "top_p": Param(float, "nucleus sampling mass (paper: 0.9)", in_range(0.0, 1.0, lo_open=True)),
     "backend": Param(str, "inference engine", one_of("auto", "transformers", "vllm")),
+    "backend_options": Param(dict, "backend options for every model ('*') or per model id, e.g. "
+                             "{'Qwen/Qwen2-72B': {'tensor_parallel_size': 4}}", _options_by_model),
     "cpu_threads": Param((int, type(None)), "torch CPU threads while sampling (None: torch's default)", in_range(1)),
     "n_boot": Param(int, "bootstrap resamples of the prompts for CIs", in_range(1)),
     "seed": Param(int, "seed of sampling, verification and the bootstrap", in_range(0)),

@@ -68,3 +68,12 @@ def test_paper_scaling_points_and_models_by_id():
         claims.resolve_models("tiny", ["x"])
     with pytest.raises(ValueError, match="`flops` has 1 values for 2 models"):
         claims.resolve_models(None, ["a", "b"], [1e20])
+
+
+def test_backend_options_for_every_model_and_per_model():
+    opts = {"*": {"dtype": "bfloat16"}, "Qwen/Qwen2-72B": {"tensor_parallel_size": 4, "dtype": "float16"}}
+    big, small = claims.Model("Qwen2-72B", "Qwen/Qwen2-72B"), claims.Model("Qwen2-0.5B", "Qwen/Qwen2-0.5B")
+    assert claims.backend_kwargs(big, opts) == {"dtype": "float16", "tensor_parallel_size": 4}
+    assert claims.backend_kwargs(small, opts) == {"dtype": "bfloat16"} and claims.backend_kwargs(small, None) == {}
+    with pytest.raises(ValueError, match=r"\['Qwen/Qwen2-72B'\] do not"):
+        claims.backend_kwargs(big, {"Qwen/Qwen2-72B": 4})
