@@ -2,6 +2,7 @@
 
     python -m gvlib.bench            # the full grid (a few minutes on a 2-core CPU)
     python -m gvlib.bench --quick    # a smaller grid, under a minute
+    python -m gvlib.bench --threads 1   # on a CPU shared with other jobs, one thread is steadier
 
 1. Sampling (paper §3: n completions per prompt at T = 0.7, top-p 0.9): tokens/s of
    ``gvlib.sampler.sample_tokens`` against ``model.generate`` on random Llama models sized like the
@@ -15,8 +16,9 @@
    at vocabularies of 32k and 152k: time (best of ``repeats``) and peak memory above the inputs.
    Peak memory is, on CUDA, ``torch.cuda.max_memory_allocated`` minus the allocation before the
    call; on the CPU, the peak resident set size (``VmHWM``, reset through ``/proc/self/clear_refs``)
-   minus the resident set size before the call, in a fresh subprocess per measurement — the bytes
-   the call really touched, allocator included.
+   minus the resident set size before the call, in a subprocess that does nothing else and whose
+   large allocations are returned to the system when freed (``MALLOC_MMAP_THRESHOLD_``) — the bytes
+   the call really held at its peak, allocator included.
 """
 from __future__ import annotations
 
@@ -47,7 +49,7 @@ class Grid:
     repeats: int
 
 
-QUICK = Grid(sizes=((64, 2), (128, 4)), prompts=(8, 32), new_tokens=24, vocab=150, score_rows=256, repeats=2)
+QUICK = Grid(sizes=((64, 2), (128, 4)), prompts=(8, 32), new_tokens=20, vocab=150, score_rows=256, repeats=2)
 FULL = Grid(sizes=((64, 2), (128, 2), (128, 4), (256, 4)), prompts=(8, 32, 64), new_tokens=40, vocab=150,
             score_rows=1024, repeats=3)
 
@@ -149,43 +151,54 @@ def bench_sampler(grid: Grid, device: torch.device, peak: float) -> list[dict]:
 
 
 _MEMORY_PROBE = r"""
-import sys, torch
+import json, sys, torch
 from gvlib.kernels import token_logprobs
-method, rows, vocab, dtype = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), getattr(torch, sys.argv[4])
-g = torch.Generator().manual_seed(0)
-logits = torch.randn(rows, vocab, generator=g, dtype=dtype)
-targets = torch.randint(0, vocab, (rows,), generator=g)
 def rss(field):
     with open("/proc/self/status") as f:
         return next(int(l.split()[1]) * 1024 for l in f if l.startswith(field))
-def naive():
-    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[:, None]).squeeze(-1)
-fn = naive if method == "naive" else (lambda: token_logprobs(logits, targets))
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")  # reset VmHWM (peak RSS) to the current RSS
-before = rss("VmRSS:")
-out = fn()
-print(rss("VmHWM:") - before)
+peaks = []
+for method, rows, vocab, dtype in json.loads(sys.argv[1]):
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(rows, vocab, generator=g, dtype=getattr(torch, dtype))
+    targets = torch.randint(0, vocab, (rows,), generator=g)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset VmHWM (peak RSS) to the current RSS
+    before = rss("VmRSS:")
+    if method == "naive":
+        out = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[:, None]).squeeze(-1)
+    else:
+        out = token_logprobs(logits, targets)
+    peaks.append(rss("VmHWM:") - before)
+    del logits, targets, out
+print(json.dumps(peaks))
 """
 
 
-def peak_bytes(method: str, rows: int, vocab: int, dtype: torch.dtype, device: torch.device) -> int | None:
-    """Peak memory above the inputs of one scoring call (see the module docstring for what it measures)."""
+def peak_bytes(cases: list[tuple[str, int, int, torch.dtype]], device: torch.device) -> list[int | None]:
+    """Peak memory above the inputs of each (method, rows, vocab, dtype) scoring call (module docstring)."""
     if device.type == "cuda":
-        g = torch.Generator(device=device).manual_seed(0)
-        logits = torch.randn(rows, vocab, generator=g, dtype=dtype, device=device)
-        targets = torch.randint(0, vocab, (rows,), generator=g, device=device)
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
-        _score(method, logits, targets)
-        torch.cuda.synchronize(device)
-        return torch.cuda.max_memory_allocated(device) - before
+        peaks = []
+        for method, rows, vocab, dtype in cases:
+            g = torch.Generator(device=device).manual_seed(0)
+            logits = torch.randn(rows, vocab, generator=g, dtype=dtype, device=device)
+            targets = torch.randint(0, vocab, (rows,), generator=g, device=device)
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            before = torch.cuda.memory_allocated(device)
+            _score(method, logits, targets)
+            torch.cuda.synchronize(device)
+            peaks.append(torch.cuda.max_memory_allocated(device) - before)
+            del logits, targets
+        return peaks
     if not os.path.exists("/proc/self/clear_refs"):
-        return None
-    result = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, method, str(rows), str(vocab),
-                             str(dtype).removeprefix("torch.")], capture_output=True, text=True, check=True)
-    return int(result.stdout.split()[-1])
+        return [None] * len(cases)
+    spec = json.dumps([(m, r, v, str(d).removeprefix("torch.")) for m, r, v, d in cases])
+    # Every allocation above 64 KiB gets its own mapping, returned to the system when freed, so the
+    # resident set follows the live tensors (glibc would otherwise keep freed blocks resident).
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    result = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, spec], capture_output=True, text=True,
+                            check=True, env=env)
+    return json.loads(result.stdout.splitlines()[-1])
 
 
 def _score(method: str, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -195,7 +208,7 @@ def _score(method: str, logits: torch.Tensor, targets: torch.Tensor) -> torch.Te
 
 
 def bench_scorer(grid: Grid, device: torch.device) -> list[dict]:
-    rows = []
+    rows, cases = [], []
     for vocab in (32_000, 152_064):
         for dtype in (torch.float32, torch.bfloat16):
             g = torch.Generator(device=device).manual_seed(0)
@@ -205,15 +218,17 @@ def bench_scorer(grid: Grid, device: torch.device) -> list[dict]:
             times = {m: best_time(lambda m=m: _score(m, logits, targets), grid.repeats, device)
                      for m in ("fused", "naive")}
             del logits, targets
-            peaks = {m: peak_bytes(m, grid.score_rows, vocab, dtype, device) for m in ("fused", "naive")}
+            cases += [("fused", grid.score_rows, vocab, dtype), ("naive", grid.score_rows, vocab, dtype)]
             rows.append({
                 "vocab": vocab, "dtype": str(dtype).removeprefix("torch."), "rows": grid.score_rows,
                 "input_mib": grid.score_rows * vocab * torch.finfo(dtype).bits / 8 / 2**20,
                 "max_abs_diff": float((fused - naive).abs().max()),
                 "fused_ms": times["fused"] * 1e3, "naive_ms": times["naive"] * 1e3,
-                "fused_peak_mib": None if peaks["fused"] is None else peaks["fused"] / 2**20,
-                "naive_peak_mib": None if peaks["naive"] is None else peaks["naive"] / 2**20,
             })
+    peaks = peak_bytes(cases, device)
+    for row, fused_peak, naive_peak in zip(rows, peaks[0::2], peaks[1::2]):
+        row["fused_peak_mib"] = None if fused_peak is None else fused_peak / 2**20
+        row["naive_peak_mib"] = None if naive_peak is None else naive_peak / 2**20
     return rows
 
 
@@ -248,8 +263,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m gvlib.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smaller grid that runs in under a minute")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     grid = QUICK if args.quick else FULL
     device = torch.device(args.device)
     machine = describe_machine(device)
