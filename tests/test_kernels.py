@@ -1,13 +1,14 @@
 """token_logprobs: the chunked reference against float64 log_softmax, and the Triton kernel against both.
 
-The Triton tests run the kernel on the CPU through Triton's interpreter (``TRITON_INTERPRET=1``);
-they skip when the optional ``triton`` package is absent (it is in requirements-gpu.txt).
+The Triton tests run the kernel on the CPU through Triton's interpreter (``TRITON_INTERPRET=1``, in
+a child process); they skip when the optional ``triton`` package is absent (requirements-gpu.txt).
 """
 from __future__ import annotations
 
-import importlib
 import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -74,39 +75,49 @@ def test_bad_inputs_are_named():
         token_logprobs(logits, torch.tensor([0, 1]), chunk_size=0)
 
 
+TRITON_CASES = [  # (shape, vocab, dtype, block, row padding)
+    ((7,), 100, "float32", 32, 0),         # several blocks, a ragged last one
+    ((2, 3), 1000, "float16", 256, 0),
+    ((4,), 5000, "bfloat16", 4096, 0),
+    ((2,), 152_064, "bfloat16", 4096, 0),  # a Qwen-sized vocabulary, few rows
+    ((3,), 152_064, "float32", 4096, 0),
+    ((5,), 300, "float32", 128, 9),        # strided rows: 9 padding columns of 50.0 must not be read
+]
+
+# TRITON_INTERPRET is read when triton is first imported, and transformers imports triton when it
+# is installed, so the kernel runs in a child process whose environment sets it from the start.
+_TRITON_SCRIPT = r"""
+import sys, torch
+sys.path.insert(0, sys.argv[2])
+from test_kernels import TRITON_CASES, case
+from gvlib.kernels.triton_logprob import token_logprobs_triton
+results = []
+for shape, vocab, dtype, block, pad in TRITON_CASES:
+    logits, targets = case(shape, vocab, getattr(torch, dtype))
+    if pad:
+        logits = torch.cat([logits, torch.full((*shape, pad), 50.0, dtype=logits.dtype)], dim=-1)[..., :vocab]
+    results.append(token_logprobs_triton(logits, targets, block=block))
+torch.save(results, sys.argv[1])
+"""
+
+
 @pytest.fixture(scope="module")
-def triton_kernel():
-    """The Triton kernel with the interpreter on, so it runs on CPU tensors.
-
-    ``TRITON_INTERPRET`` is read when Triton's own functions are decorated, i.e. when ``triton`` is
-    first imported, so it must be set before that import.
-    """
-    if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":
-        pytest.skip("triton was imported before TRITON_INTERPRET=1 was set; run this file on its own")
-    os.environ["TRITON_INTERPRET"] = "1"
+def triton_outputs(tmp_path_factory):
+    """The Triton kernel's output for each of TRITON_CASES, run on the CPU by Triton's interpreter."""
     pytest.importorskip("triton", reason="triton is an optional GPU dependency (requirements-gpu.txt)")
-    import gvlib.kernels.triton_logprob as module
+    out = tmp_path_factory.mktemp("triton") / "out.pt"
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    done = subprocess.run([sys.executable, "-c", _TRITON_SCRIPT, str(out), str(Path(__file__).parent)],
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return torch.load(out)
 
-    return importlib.reload(module).token_logprobs_triton
 
-
-@pytest.mark.parametrize("shape,vocab,dtype,block", [
-    ((7,), 100, torch.float32, 32),        # several blocks, a ragged last one
-    ((2, 3), 1000, torch.float16, 256),
-    ((4,), 5000, torch.bfloat16, 4096),
-    ((2,), 152_064, torch.bfloat16, 4096),  # a Qwen-sized vocabulary, few rows
-    ((3,), 152_064, torch.float32, 4096),
-])
-def test_triton_kernel_matches_reference(triton_kernel, shape, vocab, dtype, block):
-    logits, targets = case(shape, vocab, dtype)
-    got = triton_kernel(logits, targets, block=block)
+@pytest.mark.parametrize("index", range(len(TRITON_CASES)))
+def test_triton_kernel_matches_reference(triton_outputs, index):
+    shape, vocab, dtype, _, _ = TRITON_CASES[index]
+    logits, targets = case(shape, vocab, getattr(torch, dtype))
+    got = triton_outputs[index]
     assert got.dtype == torch.float32 and got.shape == targets.shape
     torch.testing.assert_close(got, token_logprobs_reference(logits, targets), atol=1e-5, rtol=0)
     torch.testing.assert_close(got.double(), exact(logits, targets), atol=1e-5, rtol=0)
-
-
-def test_triton_kernel_reads_strided_rows(triton_kernel):
-    logits, targets = case((5,), 300, torch.float32)
-    wide = torch.cat([logits, torch.full((5, 9), 50.0)], dim=-1)[:, :300]  # the padding must not be read
-    torch.testing.assert_close(triton_kernel(wide, targets, block=128), token_logprobs_reference(logits, targets),
-                               atol=1e-5, rtol=0)
