@@ -95,15 +95,16 @@ def heatmaps(panels: Sequence[tuple[str, np.ndarray, Sequence[str], Sequence[str
              vmax: float | None = None) -> plt.Figure:
     """gap(f, g) matrices (%), generators as rows and verifiers as columns (paper Fig. 3).
 
-    ``panels``: (heading, matrix, generator labels, verifier labels). One diverging colour scale,
-    centred at 0, shared by every panel so ours and the paper's read alike.
+    ``panels``: (heading, matrix, generator labels, verifier labels). A diverging colour scale centred
+    at 0, symmetric per panel (the organism's and the paper's gaps differ in size; every cell is
+    annotated with its value), or ``vmax`` for one shared scale.
     """
-    vmax = vmax or max(float(np.nanmax(np.abs(m))) for _, m, _, _ in panels) or 1.0
     width = sum(0.9 + 0.75 * len(cols) for _, _, _, cols in panels)
     fig, axes = plt.subplots(1, len(panels), figsize=(max(width, 6.0), 3.8), squeeze=False)
     for ax, (heading, matrix, rows, cols) in zip(axes[0], panels):
-        sns.heatmap(np.asarray(matrix, dtype=float), ax=ax, annot=True, fmt=".1f", cmap="RdBu_r", center=0,
-                    vmin=-vmax, vmax=vmax, xticklabels=list(cols), yticklabels=list(rows), cbar=False,
+        m = np.asarray(matrix, dtype=float)
+        scale = vmax or float(np.nanmax(np.abs(m))) or 1.0
+        sns.heatmap(m, ax=ax, annot=True, fmt=".1f", cmap="RdBu_r", center=0, vmin=-scale, vmax=scale, xticklabels=list(cols), yticklabels=list(rows), cbar=False,
                     annot_kws={"fontsize": "small"})
         ax.set_xlabel("verifier g")
         ax.set_ylabel("generator f")
@@ -131,7 +132,8 @@ def gap_bars(groups: Mapping[str, Mapping[str, tuple[float, float, float]]], *, 
         lo = np.array([v[1] for v in series.values()])
         hi = np.array([v[2] for v in series.values()])
         ax.bar(xs, vals, width=width * 0.95, label=name)
-        ax.errorbar(xs, vals, yerr=[vals - lo, hi - vals], fmt="none", ecolor="0.2", capsize=3, lw=1)
+        if np.any(hi > lo):  # the paper's values come without intervals
+            ax.errorbar(xs, vals, yerr=[vals - lo, hi - vals], fmt="none", ecolor="0.2", capsize=3, lw=1)
     ax.axhline(0, color="0.4", lw=1)
     ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right")
     ax.set_ylabel(ylabel)

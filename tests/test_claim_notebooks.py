@@ -107,3 +107,11 @@ def test_presets_exist_and_default_shares_the_samples(claim):
     paper = yaml.safe_load((folder / "paper.yaml").read_text())
     assert paper["organism"] is None and paper["n_samples"] == 128 and paper["temperature"] == 0.7
     assert paper["top_p"] == 0.9 and paper["models"]
+
+
+def test_build_runs_the_claims_in_order_after_training_their_organism():
+    from gvlib.build import BOOK_NOTEBOOKS, organism_presets
+
+    assert BOOK_NOTEBOOKS[:4] == ("definitions", "scaling", "cross_verification", "unimprovable")
+    assert organism_presets(CLAIMS, "default") == ["default"] and organism_presets(CLAIMS, "tiny") == ["tiny"]
+    assert organism_presets(CLAIMS, "paper") == []  # the paper presets name Hugging Face models
