@@ -55,7 +55,7 @@ def _scaling_panel(ax: plt.Axes, points: Mapping[str, tuple], fits: Mapping[str,
             slope, intercept, r2 = fits[method]
             xs = np.linspace(x.min(), x.max(), 2)
             ax.plot(xs, slope * xs + intercept, ls="--", color=color, lw=1.5)
-            label += f" (slope {slope:.2f}, $R^2$ {r2:.2f})"
+            label += f" (slope {slope:.2f}, $R^2$ {r2:.2f})" if np.ptp(y) > 0 else " (all equal)"
         if percent_ci is not None and method in percent_ci:
             lo, hi = np.asarray(percent_ci[method], dtype=float).T
             ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="none", ecolor=color, alpha=0.5, capsize=3, lw=1)
