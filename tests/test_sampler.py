@@ -62,6 +62,13 @@ def test_top_p_filter_on_hand_made_logits():
     assert kept[0, 1] == logits[0, 1] and kept[0, 3] == logits[0, 3] and kept[0, 0] == inf
 
 
+def test_top_p_filter_keeps_ties_with_the_most_likely_token():
+    uniform = torch.zeros(2, 8)
+    assert torch.equal(top_p_filter(uniform, 0.5), uniform)  # never an all -inf row
+    half = torch.tensor([[1.0, 1.0, 0.0, 0.0]], dtype=torch.bfloat16)
+    assert top_p_filter(half, 0.5).isinf().tolist() == [[False, False, True, True]]
+
+
 def test_top_p_filter_matches_transformers_warper():
     torch.manual_seed(0)
     logits = torch.randn(64, 50) * 3
