@@ -102,6 +102,9 @@ def test_load_task_names_and_errors(family_run):
         t = load_task(name, limit=7, family=out)
         assert t.name == name and len(t) == 7 and len({e.id for e in t.examples}) == 7
     assert len(load_task("organism/arith")) == WORLD.config.n_test
+    from gvlib.tasks import load  # the engine's loader delegates organism names, passing path=family
+    assert [e.id for e in load("organism/facts", limit=4, path=out).examples] == \
+        [e.id for e in load_task("organism/facts", limit=4).examples]
     with pytest.raises(ValueError, match="organism/nope"):
         load_task("organism/nope")
     with pytest.raises(ValueError, match="split"):
@@ -245,3 +248,20 @@ def test_presets_span_two_orders_of_flops():
     flops = [6 * m.layers * (4 * m.hidden ** 2 + 3 * m.hidden * m.intermediate + 2 * m.hidden) * m.steps
              for m in d.models]
     assert max(flops) / min(flops) > 100
+
+
+def test_engine_scores_the_mc_verdict_as_one_next_token(family_run):
+    """The engine's MC path (HFBackend.logprob_continuations) reads exactly the next-token log-probs."""
+    import torch
+    from gvlib.backends.hf import HFBackend
+    _, _, fam, _ = family_run
+    backend = HFBackend.from_pretrained(str(fam.models[0].path), device="cpu")
+    task = TASKS["arith"]
+    ex = task.example((1, 2, 3))
+    prompt = task.verifier_prompt("mc", ex, task.gold_completion(ex))
+    lp = backend.logprob_continuations([prompt], list(task.mc_tokens))[0]
+    tok = backend.tokenizer
+    with torch.no_grad():
+        logits = backend.model(**tok(prompt, return_tensors="pt")).logits[0, -1]
+    direct = torch.log_softmax(logits, -1)[tok.convert_tokens_to_ids(list(task.mc_tokens))].numpy()
+    assert lp == pytest.approx(direct, abs=1e-4)

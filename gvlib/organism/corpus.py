@@ -30,7 +30,7 @@ class Mixture:
     """Document weights of a corpus: kinds, tasks (for gen and verify), verifier methods."""
 
     kinds: dict[str, float] = field(default_factory=lambda: {"know": 0.15, "gen": 0.5, "verify": 0.35})
-    tasks: dict[str, float] = field(default_factory=lambda: {"arith": 1.0, "sudoku": 0.6, "facts": 0.4})
+    tasks: dict[str, float] = field(default_factory=lambda: {"sudoku": 1.0, "arith": 0.6, "facts": 0.4})
     methods: dict[str, float] = field(default_factory=lambda: {"mc": 0.5, "cot_binary": 1.0, "cot_score": 0.5, "tournament": 0.3})
     facts_per_know: int = 12
 

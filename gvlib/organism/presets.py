@@ -13,7 +13,7 @@ from gvlib.organism.train import ModelSpec, TrainConfig
 from gvlib.organism.world import WorldConfig
 
 #: Bump when a code change alters what a preset trains (invalidates every cached model).
-CODE_VERSION = "organism-2"
+CODE_VERSION = "organism-3"
 
 
 @dataclass(frozen=True)

@@ -64,16 +64,19 @@ def measure_model(backend: HFBackend, task, *, n: int, temperature: float, metho
 
 def measure(family: str | Path, *, tasks=("sudoku", "arith", "facts"), prompts: int = 128, n: int = 8,
             temperature: float = 0.7, methods=METHODS, seed: int = 0, models=None) -> list[dict]:
-    """One row per (task, model, method) of a trained family directory."""
+    """One row per (task, model, method) for the finished members of a family directory (by FLOPs)."""
     family = Path(family)
-    manifest = json.loads((family / "family.json").read_text())
+    members = sorted((json.loads(p.read_text()) | {"path": p.parent} for p in family.glob("*/manifest.json")),
+                     key=lambda m: m["flops"])
+    if not members:
+        raise FileNotFoundError(f"{family}: no finished model (no */manifest.json)")
     rows = []
-    for entry in manifest["models"]:
+    for entry in members:
         if models and entry["name"] not in models:
             continue
-        backend = HFBackend.from_pretrained(str(family / entry["path"]), device="cpu", batch_size=1024)
+        backend = HFBackend.from_pretrained(str(entry["path"]), device="cpu", batch_size=1024)
         for short in tasks:
-            task = load_task(f"organism/{short}", split="test", limit=prompts, family=family)
+            task = load_task(f"organism/{short}", split="test", limit=prompts, family=entry["path"])
             t0 = time.time()
             for row in measure_model(backend, task, n=n, temperature=temperature, methods=methods, seed=seed):
                 row.update(model=entry["name"], flops=entry["flops"], seconds=time.time() - t0)

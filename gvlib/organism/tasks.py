@@ -103,7 +103,7 @@ class SudokuTask(OrganismTask):
 
     name = "organism/sudoku"
     max_new_tokens = 24
-    verifier_max_new_tokens = 64
+    verifier_max_new_tokens = 160
 
     def example(self, problem: tuple) -> Example:
         grids = sudoku_solutions(problem)
@@ -124,7 +124,11 @@ class SudokuTask(OrganismTask):
         return float(self.checks(example, completion).count("bad") == 0)
 
     def checks(self, example: Example, candidate: str) -> list[str]:
-        """``form bad`` for a malformed grid, else one check per unit: rows also check the givens."""
+        """``form bad`` for a malformed grid, else one step-wise check per unit: the unit's name, its
+        four digits copied from the candidate, then ``ok`` / ``bad`` (rows also check the givens).
+
+        Writing the digits first makes every verdict local (are these four distinct?), which is what
+        makes checking easier than producing (DESIGN.md: step-wise CoT checks were easy to learn)."""
         grid = _parse_grid(candidate)
         if grid is None:
             return ["form", "bad"]
@@ -134,7 +138,7 @@ class SudokuTask(OrganismTask):
             ok = sorted(grid[i] for i in cells) == [1, 2, 3, 4]
             if name.startswith("r"):
                 ok = ok and all(puzzle[i] in (0, grid[i]) for i in cells)
-            out += [name, "ok" if ok else "bad"]
+            out += [name, *(str(grid[i]) for i in cells), "ok" if ok else "bad"]
         return out
 
 
@@ -261,12 +265,14 @@ def make_task(short: str, world: World, examples: Sequence[Example] = ()) -> Org
     return cls(examples, world) if cls is FactsTask else cls(examples)
 
 
-def world_config_of(family: str | Path) -> WorldConfig:
-    """The world a trained family belongs to, read from its ``family.json`` manifest."""
-    path = Path(family) / "family.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no family manifest (train the family with python -m gvlib.organism)")
-    return WorldConfig.from_dict(json.loads(path.read_text())["world"])
+def world_config_of(directory: str | Path) -> WorldConfig:
+    """The world a family (its ``family.json``) or one trained model (its ``manifest.json``) belongs to."""
+    for name in ("family.json", "manifest.json"):
+        path = Path(directory) / name
+        if path.is_file():
+            return WorldConfig.from_dict(json.loads(path.read_text())["world"])
+    raise FileNotFoundError(f"{directory}: neither a family nor a model directory of the organism "
+                            "(no family.json or manifest.json; train one with python -m gvlib.organism)")
 
 
 def load_task(name: str, *, split: str = "test", limit: int | None = None, seed: int = 0,
@@ -274,7 +280,7 @@ def load_task(name: str, *, split: str = "test", limit: int | None = None, seed:
     """An organism task by registry name (``"organism/sudoku"``, ``"organism/arith"``, ``"organism/facts"``).
 
     ``seed`` is the world seed (the default family's world is seed 0); with ``family`` (a family
-    directory) the world is read from its manifest instead. ``split="test"`` gives the fixed test
+    directory, or one model's directory) the world is read from its manifest instead. ``split="test"`` gives the fixed test
     problems, ``"train"`` ``limit`` (default 1000) draws from the train problems. ``path`` (what
     :func:`gvlib.tasks.load` passes on) is another name for ``family``.
     """

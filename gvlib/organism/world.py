@@ -89,7 +89,7 @@ class WorldConfig:
     seed: int = 0
     sudoku_test_grids: int = 48
     sudoku_blanks: tuple[int, int] = (4, 8)
-    arith_steps: tuple[int, int] = (2, 6)
+    arith_steps: tuple[int, int] = (2, 4)
     kb_entities: int = 200
     n_test: int = 200
 
