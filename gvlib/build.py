@@ -27,7 +27,7 @@ import yaml
 from gvlib.paths import REPO_ROOT, results_dir
 
 #: The executed notebooks of the book, in reading order (the table of contents is _toc.yml).
-BOOK_NOTEBOOKS = ("definitions", "scaling", "cross_verification", "unimprovable")
+BOOK_NOTEBOOKS = ("definitions", "scaling", "cross_verification", "unimprovable", "iterative")
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 GENERATED_DIR = REPO_ROOT / "book" / "generated"
 _KEY = "gvlib_build_key"
