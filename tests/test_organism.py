@@ -34,7 +34,7 @@ def _micro_preset():
     tiny = get_preset("tiny")
     return replace(tiny, name="micro", models=(ModelSpec("a", 16, 1, 2, 32, 6), ModelSpec("b", 24, 1, 2, 32, 6)),
                    seed_stage=SeedConfig(ModelSpec("seed", 16, 1, 2, 32, 4), checkpoints=(2, 4), problems=6, samples=2),
-                   train=TrainConfig(rows=4, seq_len=192))
+                   train=TrainConfig(rows=4, seq_len=256))
 
 
 @pytest.fixture(scope="module")
@@ -265,3 +265,19 @@ def test_engine_scores_the_mc_verdict_as_one_next_token(family_run):
         logits = backend.model(**tok(prompt, return_tensors="pt")).logits[0, -1]
     direct = torch.log_softmax(logits, -1)[tok.convert_tokens_to_ids(list(task.mc_tokens))].numpy()
     assert lp == pytest.approx(direct, abs=1e-4)
+
+
+@pytest.mark.parametrize("preset", ["tiny", "default"])
+def test_longest_documents_fit_the_rows(preset):
+    p = get_preset(preset)
+    world = World(p.world)
+    longest = {"sudoku": WORLD.test_problems["sudoku"][0], "facts": WORLD.test_problems["facts"][0],
+               "arith": (1,) * (p.world.arith_steps[1] + 1)}
+    for name, problem in longest.items():
+        task = make_task(name, world)
+        ex = task.example(problem)
+        gold = task.gold_completion(ex)
+        doc = task.verifier_prompt("tournament", ex, gold, gold) + " " + task.verifier_target("tournament", ex, gold, gold)
+        assert len(doc.split()) + 2 <= p.train.seq_len, (name, len(doc.split()))
+        assert len(task.verifier_target("cot_binary", ex, gold).split()) < task.verifier_max_new_tokens
+        assert len(gold.split()) < task.max_new_tokens

@@ -59,7 +59,7 @@ PRESETS: dict[str, Preset] = {
         models=(ModelSpec("t1", 16, 1, 2, 32, 20), ModelSpec("t2", 24, 1, 2, 48, 30),
                 ModelSpec("t3", 32, 2, 2, 64, 40)),
         seed_stage=SeedConfig(ModelSpec("seed", 16, 1, 2, 32, 20), checkpoints=(10, 20), problems=16, samples=2),
-        train=TrainConfig(rows=8, seq_len=192),
+        train=TrainConfig(rows=8, seq_len=256),
     ),
     "default": Preset(
         name="default",
