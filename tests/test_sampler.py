@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 from scipy.stats import chi2_contingency, chisquare
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, MistralConfig,
+                          MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM)
 from transformers.generation.logits_process import TopPLogitsWarper
 
 import gvlib.sampler as sampler
@@ -36,6 +37,14 @@ def qwen2(vocab=40):
             for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj):
                 proj.bias.normal_(0, 0.5)
     return model
+
+
+def mistral(vocab=40):
+    cfg = MistralConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                        num_attention_heads=4, num_key_value_heads=1, max_position_embeddings=128,
+                        pad_token_id=PAD, bos_token_id=1, eos_token_id=EOS)
+    torch.manual_seed(4)
+    return MistralForCausalLM(cfg).eval()
 
 
 def gpt2(vocab=40):
@@ -119,7 +128,8 @@ def _left_pad(prompts):
 
 
 @pytest.mark.parametrize("make_model,decoder", [
-    (llama, _LlamaDecoder), (llama, _HFDecoder), (qwen2, _LlamaDecoder), (qwen2, _HFDecoder), (gpt2, _HFDecoder),
+    (llama, _LlamaDecoder), (llama, _HFDecoder), (qwen2, _LlamaDecoder), (qwen2, _HFDecoder),
+    (mistral, _LlamaDecoder), (gpt2, _HFDecoder),
 ])
 def test_decoder_logits_equal_unpadded_forward(make_model, decoder):
     """Left-padded prompts of different lengths, two rows each, forced tokens, then dropping rows."""
@@ -164,7 +174,8 @@ def test_shrink_waits_for_a_quarter_of_the_batch():
 
 
 def test_fast_path_applies_to_llama_like_models_only():
-    assert supports_fast_path(llama()) and supports_fast_path(qwen2())
+    assert supports_fast_path(llama()) and supports_fast_path(qwen2()) and supports_fast_path(mistral())
+    assert not supports_fast_path(mistral(), total_len=5000)  # its 4096-token sliding window would matter
     assert not supports_fast_path(gpt2())
     wrapped = llama()
     wrapped.model.layers[0].self_attn.q_proj = torch.nn.Sequential(wrapped.model.layers[0].self_attn.q_proj)
