@@ -2,7 +2,12 @@
 
     python -m gvlib.bench            # the full grid (a few minutes on a 2-core CPU)
     python -m gvlib.bench --quick    # a smaller grid, under a minute
-    python -m gvlib.bench --threads 1   # on a CPU shared with other jobs, one thread is steadier
+    python -m gvlib.bench --threads 2   # torch CPU threads (default 1, see below)
+
+On the CPU the benchmark runs on one thread unless told otherwise: on a machine whose cores are
+busy with other jobs, torch's multi-threaded ops wait on descheduled threads and both sides slow
+down by one to two orders of magnitude (measured: the quick grid took 6.7 minutes instead of 40
+seconds on 2 shared cores), which says nothing about either method.
 
 1. Sampling (paper §3: n completions per prompt at T = 0.7, top-p 0.9): tokens/s of
    ``gvlib.sampler.sample_tokens`` against ``model.generate`` on random Llama models sized like the
@@ -238,7 +243,7 @@ def _fmt(value, spec: str) -> str:
 
 def report(machine: dict, peak: float, sampler_rows: list[dict], scorer_rows: list[dict]) -> str:
     lines = ["Machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()),
-             f"float32 matmul: {peak / 1e9:.1f} GFLOP/s measured", "",
+             f"float32 matmul, {machine['torch_threads']} thread(s): {peak / 1e9:.1f} GFLOP/s measured", "",
              f"Sampling, n={N} per prompt, T={TEMPERATURE}, top-p={TOP_P} "
              "(best of repeats; tokens/s = generated tokens / wall time)",
              f"{'hidden':>6} {'layers':>6} {'params':>8} {'rows':>5} {'new':>4} {'sampler tok/s':>14} "
@@ -263,10 +268,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m gvlib.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smaller grid that runs in under a minute")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1; 0: torch's choice)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     args = parser.parse_args(argv)
-    if args.threads is not None:
+    if args.threads < 0:
+        parser.error(f"--threads must be >= 0, got {args.threads}")
+    if args.threads:
         torch.set_num_threads(args.threads)
     grid = QUICK if args.quick else FULL
     device = torch.device(args.device)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from gvlib.bench import Grid, bench_scorer
 from gvlib.kernels import token_logprobs, token_logprobs_reference
 
 
@@ -99,6 +100,18 @@ for shape, vocab, dtype, block, pad in TRITON_CASES:
     results.append(token_logprobs_triton(logits, targets, block=block))
 torch.save(results, sys.argv[1])
 """
+
+
+def test_bench_scorer_agrees_and_holds_less_memory_at_152k():
+    if not os.path.exists("/proc/self/clear_refs"):
+        pytest.skip("peak-RSS measurement needs Linux /proc/self/clear_refs")
+    grid = Grid(sizes=(), prompts=(), new_tokens=1, vocab=1, score_rows=64, repeats=1)
+    rows = bench_scorer(grid, torch.device("cpu"))
+    assert {(r["vocab"], r["dtype"]) for r in rows} == {(v, d) for v in (32_000, 152_064) for d in ("float32", "bfloat16")}
+    assert all(r["max_abs_diff"] < 1e-5 for r in rows)
+    for r in rows:
+        if r["vocab"] == 152_064:  # naive: at least the float32 log-softmax, 37 MiB; fused: a few chunks
+            assert r["naive_peak_mib"] > 30 and r["naive_peak_mib"] >= 4 * r["fused_peak_mib"]
 
 
 @pytest.fixture(scope="module")

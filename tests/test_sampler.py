@@ -13,6 +13,7 @@ from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCaus
 from transformers.generation.logits_process import TopPLogitsWarper
 
 import gvlib.sampler as sampler
+from gvlib.bench import Grid, bench_sampler
 from gvlib.sampler import _HFDecoder, _LlamaDecoder, _draw, _shrink, sample_tokens, supports_fast_path, top_p_filter
 
 EOS, PAD = 2, 0
@@ -237,6 +238,13 @@ def test_fast_and_fallback_decoders_draw_the_same_tokens(monkeypatch):
 def test_works_on_a_non_llama_model():
     out = _sample(gpt2(), PROMPTS, n=2)
     assert [len(s) for s in out] == [2, 2, 2]
+
+
+def test_bench_sampler_runs_the_same_work_on_both_sides():
+    grid = Grid(sizes=((32, 1),), prompts=(2,), new_tokens=3, vocab=20, score_rows=1, repeats=1)
+    (row,) = bench_sampler(grid, torch.device("cpu"), peak=1e9)
+    assert row["rows"] == 2 * 16 and row["new_tokens"] == 3
+    assert row["sampler_tok_s"] > 0 and row["generate_tok_s"] > 0 and row["sampler_matmul_fraction"] > 0
 
 
 def test_rejects_bad_arguments():
