@@ -1,7 +1,7 @@
 """The `transformers` backend (CPU or GPU): batched, left-padded sampling and continuation scoring.
 
 Sampling follows the paper's settings (§3: T = 0.7, top-p 0.9, 512 new tokens) through
-``model.generate``; scoring gives log P(continuation | prompt) for the MC verifier (§3, App. E).
+``gvlib.sampler`` for Llama-like models and ``model.generate`` otherwise; scoring gives log P(continuation | prompt) for the MC verifier (§3, App. E).
 All sampling goes through :meth:`HFBackend._sample_ids` and all scoring through
 :meth:`HFBackend._score_ids`, so a faster sampler or log-prob kernel replaces one method each.
 
@@ -17,15 +17,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..kernels import token_logprobs
+from ..sampler import sample_tokens, supports_fast_path
 from .base import Backend, SamplingParams
 from .resolve import fingerprint as fingerprint_dir
 from .resolve import resolve_model_dir
 from .text import continuation_ids, derive_seed, truncate_at_stop
-
-
-def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """log softmax(logits)[..., target]: the reference for gvlib.kernels.logprob."""
-    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
 
 class HFBackend(Backend):
@@ -114,7 +111,17 @@ class HFBackend(Backend):
     @torch.no_grad()
     def _sample_ids(self, prompt_ids: list[list[int]], params: SamplingParams,
                     batch_seed: int) -> list[list[list[int]]]:
-        """``params.n`` sampled continuations (token ids, cut after the first EOS) per prompt."""
+        """``params.n`` sampled continuations (token ids, cut before the first EOS) per prompt.
+
+        A Llama-like model runs on ``gvlib.sampler`` (shared prefill, same distribution as
+        ``generate``; stop strings are then cut by ``sample``), any other through ``generate``.
+        """
+        if all(prompt_ids) and supports_fast_path(self.model, max(map(len, prompt_ids)) + params.max_new_tokens):
+            eos = set(self.eos_ids)
+            samples = sample_tokens(self.model, prompt_ids, n=params.n, temperature=max(params.temperature, 0.0),
+                                    top_p=params.top_p, max_new_tokens=params.max_new_tokens,
+                                    eos_token_ids=self.eos_ids, seed=batch_seed, pad_token_id=self.pad_id)
+            return [[s[:-1] if s and s[-1] in eos else s for s in seqs] for seqs in samples]
         ids, mask = self._left_pad(prompt_ids)
         torch.manual_seed(batch_seed)
         greedy = params.temperature <= 0
