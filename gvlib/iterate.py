@@ -45,7 +45,7 @@ from gvlib.backends.base import Backend
 from gvlib.backends.resolve import fingerprint, resolve_model_dir
 from gvlib.cache import digest
 from gvlib.finetune import LoraSettings, merge_adapter, train_adapter
-from gvlib.metrics import bootstrap_ci, filter_weights, gap, pass_at_k
+from gvlib.metrics import bootstrap_ci, filter_weights, gap_from_weights, pass_at_k
 from gvlib.paths import cache_root
 from gvlib.results import write_atomic
 from gvlib.tasks.base import VERIFIER_METHODS, Task
@@ -124,7 +124,13 @@ class IterationConfig:
         return self.backend_kind == "vllm" if self.isolate is None else self.isolate
 
     def filter(self, s: np.ndarray) -> np.ndarray:
-        """0/1 weights of the filter on scores ``s`` (prompts, samples): s > tau or above the quantile."""
+        """0/1 weights of the filter on scores ``s`` (prompts, samples): s > tau or above the quantile.
+
+        The gold verifier's scores are the utilities themselves, so it keeps exactly the right samples
+        (u > 0.5), whatever threshold the model verifiers use.
+        """
+        if self.verifier == "gold":
+            return filter_weights(s, tau=0.5)
         return filter_weights(s, tau=self.tau, quantile=self.quantile)
 
 
@@ -260,14 +266,19 @@ def diversity(task: Task, completions: list[list[str]]) -> dict[str, float]:
 
 def round_metrics(task: Task, completions: list[list[str]], u: np.ndarray, scores: np.ndarray,
                   cfg: IterationConfig, *, n_boot: int = 2000) -> dict:
-    """One model's evaluation: accuracy (CI), gap(f_t, g) with the run's filter (CIs), pass@k, diversity."""
+    """One model's evaluation: accuracy (CI), gap(f_t, g) with the run's filter (CIs), pass@k, diversity.
+
+    ``pass_at_k_per_prompt`` keeps pass@1 and pass@n of every prompt, for paired CIs between rounds.
+    """
     lo, hi = bootstrap_ci(np.mean, u.mean(axis=1), n_boot=n_boot, seed=cfg.seed)
-    g = gap(u, scores, tau=cfg.tau, quantile=cfg.quantile)
+    g = gap_from_weights(u, cfg.filter(scores))
+    n, c = u.shape[1], (u >= 1).sum(axis=1)
     return {
         "accuracy": float(u.mean()),
         "accuracy_ci": [lo, hi],
         "gap": g.summary(n_boot=n_boot, seed=cfg.seed),
         "pass_at_k": {str(k): v for k, v in pass_at_k_curve(u).items()},
+        "pass_at_k_per_prompt": {str(k): np.atleast_1d(pass_at_k(n, c, k)).tolist() for k in sorted({1, n})},
         "diversity": diversity(task, completions),
     }
 
@@ -426,23 +437,27 @@ def _run_round(t: int, ref: ModelRef, cfg: IterationConfig, tasks: dict[str, Tas
 
 
 # -- the claim ---------------------------------------------------------------------------------------
-def claim_check(run: IterationRun, *, line: float = SATURATION_GAP) -> dict:
+def claim_check(run: IterationRun, *, line: float = SATURATION_GAP, n_boot: int = 2000, seed: int = 0) -> dict:
     """The paper's two claims about the loop (§5), computed from ``run``'s numbers.
 
     saturation: the first round t >= 1 whose gap is below ``line`` (the paper: after 2-3 rounds); it only
                 counts as saturation when round 0's gap was at or above the line (else there was no gap
                 to close);
     diversity:  from round 0 to the last, pass@1 rises while pass@n falls (the paper: pass@k rises for
-                k <= 2-4 and falls for k >= 8).
+                k <= 2-4 and falls for k >= 8). A change counts only when its 95% paired bootstrap CI over
+                prompts excludes 0; each change is reported as [change, low, high].
     """
     gaps = run.series("gap")
     starts_above = gaps[0] >= line
     below = [t for t, g in enumerate(gaps) if t >= 1 and g < line]
     curve = run.pass_at_k()
-    ks = sorted(curve)
-    first, last = ks[0], ks[-1]
-    rises = curve[first][-1] > curve[first][0]
-    falls = curve[last][-1] < curve[last][0]
+    first, last = min(curve), max(curve)
+    change = {}
+    for k in (first, last):
+        per_prompt = [np.asarray(r["pass_at_k_per_prompt"][str(k)]) for r in (run.rounds[0], run.rounds[-1])]
+        delta = per_prompt[1] - per_prompt[0]
+        change[k] = [float(delta.mean()), *bootstrap_ci(np.mean, delta, n_boot=n_boot, seed=seed)]
+    rises, falls = change[first][1] > 0, change[last][2] < 0
     return {
         "saturation_line": line,
         "gap_by_round": gaps,
@@ -451,7 +466,9 @@ def claim_check(run: IterationRun, *, line: float = SATURATION_GAP) -> dict:
         "saturates_within_3_rounds": bool(starts_above and below and below[0] <= 3),
         f"pass@{first}_by_round": curve[first],
         f"pass@{last}_by_round": curve[last],
-        "pass@1_rises": bool(rises),
+        f"pass@{first}_change": change[first],
+        f"pass@{last}_change": change[last],
+        f"pass@{first}_rises": bool(rises),
         f"pass@{last}_falls": bool(falls),
         "diversity_drop": bool(rises and falls),
         "distinct_answers_by_round": run.series("distinct_answers"),

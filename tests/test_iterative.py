@@ -150,22 +150,25 @@ def test_diversity_counts_distinct_answers_per_prompt():
     assert d["no_answer"] == pytest.approx(1 / 8)
 
 
-def _fake_round(t, g, pk):
+def _fake_round(t, g, pk, per_prompt):
     return {"accuracy": pk["1"], "gap": {"gap": g, "relative_gap": g}, "filter": None,
-            "diversity": {"distinct_answers": 3 - t}, "pass_at_k": pk}
+            "diversity": {"distinct_answers": 3 - t}, "pass_at_k": pk, "pass_at_k_per_prompt": per_prompt}
 
 
 def test_claim_check_reads_saturation_and_diversity_from_the_numbers():
-    rounds = [_fake_round(0, 0.04, {"1": 0.5, "2": 0.7, "4": 0.9}),
-              _fake_round(1, 0.01, {"1": 0.6, "2": 0.72, "4": 0.85}),
-              _fake_round(2, 0.002, {"1": 0.62, "2": 0.7, "4": 0.8})]
+    low, high = {"1": [0.4] * 20, "4": [0.9] * 20}, {"1": [0.6] * 20, "4": [0.7] * 20}
+    rounds = [_fake_round(0, 0.04, {"1": 0.4, "2": 0.7, "4": 0.9}, low),
+              _fake_round(1, 0.01, {"1": 0.5, "2": 0.72, "4": 0.85}, low),
+              _fake_round(2, 0.002, {"1": 0.6, "2": 0.7, "4": 0.7}, high)]
     check = claim_check(IterationRun(None, Path("."), rounds))
     assert check["saturation_round"] == 2 and check["saturates_within_3_rounds"]
     assert check["pass@1_rises"] and check["pass@4_falls"] and check["diversity_drop"]
-    rounds[2]["pass_at_k"]["4"] = 0.95
+    assert check["pass@1_change"] == pytest.approx([0.2, 0.2, 0.2])
+    # a change that is noise (half the prompts up, half down) does not count
+    rounds[2]["pass_at_k_per_prompt"]["4"] = [1.0] * 10 + [0.75] * 10
     rounds[2]["gap"]["gap"] = 0.02
     check = claim_check(IterationRun(None, Path("."), rounds))
-    assert check["saturation_round"] is None and not check["diversity_drop"]
+    assert check["saturation_round"] is None and not check["pass@4_falls"] and not check["diversity_drop"]
     for r in rounds:  # no gap to begin with: nothing saturates
         r["gap"]["gap"] = 0.0
     check = claim_check(IterationRun(None, Path("."), rounds))
@@ -216,7 +219,8 @@ def config(tiny, **kw) -> IterationConfig:
 
 
 def test_two_rounds_train_evaluate_and_keep_every_adapter(tiny, tmp_path):
-    run = iterate.run_iterations(toy_task(EVAL), config(tiny, verifier="gold", tau=0.5, quantile=None),
+    # tau=8 is a model verifier's threshold (CoT-Score); the gold filter keeps u > 0.5 whatever it is
+    run = iterate.run_iterations(toy_task(EVAL), config(tiny, verifier="gold", tau=8, quantile=None),
                                  run_dir=tmp_path / "run", cache=None)
     assert [r["round"] for r in run.rounds] == [0, 1, 2]
     for t in (0, 1):
