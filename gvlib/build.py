@@ -105,8 +105,11 @@ def organism_presets(notebooks: tuple[str, ...], preset: str) -> list[str]:
 
 def train_organism(name: str) -> float:
     """Train (or reuse) the organism family ``name`` before the notebooks, one line per model; returns seconds."""
+    from transformers.utils import logging as hf_logging
+
     from gvlib.organism import ensure_family
 
+    hf_logging.disable_progress_bar()  # transformers' "Writing model shards" bars would bury the per-model lines
     t0 = time.time()
 
     def done(entry) -> None:
