@@ -33,8 +33,7 @@ from gvlib.organism.tasks import make_task
 from gvlib.organism.tokenizer import build_tokenizer
 from gvlib.organism.train import build_model, configure_threads, eval_losses, param_counts, save_atomic, train_model
 from gvlib.organism.world import TASKS, World, WorldConfig
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from gvlib.paths import cache_root
 
 
 @dataclass(frozen=True)
@@ -69,8 +68,7 @@ class Family:
 
 def default_dir(preset: str) -> Path:
     """``$GVLIB_CACHE/organism/<preset>``, by default ``<repo>/.cache/gvlib/organism/<preset>``."""
-    root = Path(os.environ["GVLIB_CACHE"]) if os.environ.get("GVLIB_CACHE") else REPO_ROOT / ".cache" / "gvlib"
-    return root / "organism" / preset
+    return cache_root() / "organism" / preset
 
 
 def ensure_family(preset: str | Preset = "default", out: str | Path | None = None, *,
