@@ -9,14 +9,19 @@ busy with other jobs, torch's multi-threaded ops wait on descheduled threads and
 down by one to two orders of magnitude (measured: the quick grid took 6.7 minutes instead of 40
 seconds on 2 shared cores), which says nothing about either method.
 
-1. Sampling (paper §3: n completions per prompt at T = 0.7, top-p 0.9): tokens/s of
+1. Sampling (paper §3: completions at T = 0.7, top-p 0.9): tokens/s of
    ``gvlib.sampler.sample_tokens`` against ``model.generate`` on random Llama models sized like the
    organism family, for the same prompts (left-padded, different lengths), the same n, the same
-   number of new tokens (no EOS, so both produce exactly the same number of tokens). Each timing
-   is the best of ``repeats`` runs, sampler and ``generate`` alternating, after one warm-up each.
-   The sampler's model FLOP/s (2 × matmul parameters × tokens run through the model: each prompt
-   once, then every generated token; attention scores and embeddings not counted) are reported as
-   a fraction of a float32 matmul's measured FLOP/s in the same process.
+   number of new tokens (no EOS, so both produce exactly the same number of tokens), in batches of
+   ``rows`` rows (prompt × sample). Two workloads are the book's own calls: ``generate``, n = 8
+   samples of a ~30-token prompt (a Sudoku puzzle, 24 new tokens) and ``verify``, one
+   chain-of-thought verification of each of many ~75-token prompts (a puzzle and a candidate), at
+   the organism's batch of :data:`gvlib.backends.hf.CPU_BATCH_ROWS` rows and at the 64 rows used
+   before; ``n16`` (16 samples of short prompts) is the general case. Each timing is the best of
+   ``repeats`` runs, sampler and ``generate`` alternating, after one warm-up each. The sampler's
+   model FLOP/s (2 × matmul parameters × tokens run through the model: each prompt once, then every
+   generated token; attention scores and embeddings not counted) are reported as a fraction of a
+   float32 matmul's measured FLOP/s in the same process.
 2. Scoring: ``gvlib.kernels.token_logprobs`` against ``log_softmax(logits.float()).gather(...)``
    at vocabularies of 32k and 152k: time (best of ``repeats``) and peak memory above the inputs.
    Peak memory is, on CUDA, ``torch.cuda.max_memory_allocated`` minus the allocation before the
@@ -38,25 +43,42 @@ from dataclasses import dataclass
 
 import torch
 
+from gvlib.backends.hf import CPU_BATCH_ROWS
 from gvlib.kernels import token_logprobs
 from gvlib.sampler import sample_tokens
 
-TEMPERATURE, TOP_P, N = 0.7, 0.9, 16
+TEMPERATURE, TOP_P = 0.7, 0.9
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Sampling calls of one shape: ``n`` samples per prompt of ``prompt_len`` tokens, ``new_tokens`` each."""
+
+    name: str
+    n: int
+    prompt_len: tuple[int, int]  # inclusive range, drawn per prompt
+    new_tokens: int
+
+
+GENERATE = Workload("generate", n=8, prompt_len=(24, 36), new_tokens=24)
+VERIFY = Workload("verify", n=1, prompt_len=(60, 90), new_tokens=60)
+N16 = Workload("n16", n=16, prompt_len=(24, 36), new_tokens=40)
 
 
 @dataclass(frozen=True)
 class Grid:
     sizes: tuple[tuple[int, int], ...]  # (hidden, layers)
-    prompts: tuple[int, ...]  # prompts per batch; rows = prompts × N
-    new_tokens: int
+    workloads: tuple[Workload, ...]
+    rows: tuple[int, ...]  # rows (prompt × sample) per batch
     vocab: int
     score_rows: int
     repeats: int
 
 
-QUICK = Grid(sizes=((64, 2), (128, 4)), prompts=(8, 32), new_tokens=20, vocab=150, score_rows=256, repeats=2)
-FULL = Grid(sizes=((64, 2), (128, 2), (128, 4), (256, 4)), prompts=(8, 32, 64), new_tokens=40, vocab=150,
-            score_rows=1024, repeats=3)
+QUICK = Grid(sizes=((64, 2), (128, 4)), workloads=(GENERATE, VERIFY), rows=(64, CPU_BATCH_ROWS), vocab=330,
+             score_rows=256, repeats=2)
+FULL = Grid(sizes=((64, 2), (128, 2), (128, 4), (256, 4)), workloads=(GENERATE, VERIFY, N16),
+            rows=(64, CPU_BATCH_ROWS, 1024), vocab=330, score_rows=1024, repeats=3)
 
 
 def describe_machine(device: torch.device) -> dict:
@@ -122,41 +144,47 @@ def bench_sampler(grid: Grid, device: torch.device, peak: float) -> list[dict]:
     generator = torch.Generator().manual_seed(0)
     for hidden, layers in grid.sizes:
         model = organism_like(hidden, layers, grid.vocab, device)
-        for n_prompts in grid.prompts:
-            lengths = torch.randint(24, 37, (n_prompts,), generator=generator).tolist()
-            prompts = [torch.randint(3, grid.vocab, (k,), generator=generator).tolist() for k in lengths]
-            width = max(lengths)
-            ids = torch.tensor([[0] * (width - len(p)) + p for p in prompts], device=device)
-            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+        for work in grid.workloads:
+            for batch_rows in grid.rows:
+                n_prompts = max(1, batch_rows // work.n)
+                low, high = work.prompt_len
+                lengths = torch.randint(low, high + 1, (n_prompts,), generator=generator).tolist()
+                prompts = [torch.randint(3, grid.vocab, (k,), generator=generator).tolist() for k in lengths]
+                width = max(lengths)
+                ids = torch.tensor([[0] * (width - len(p)) + p for p in prompts], device=device)
+                mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
 
-            def ours():
-                sample_tokens(model, prompts, n=N, temperature=TEMPERATURE, top_p=TOP_P,
-                              max_new_tokens=grid.new_tokens, eos_token_ids=[], seed=0, pad_token_id=0)
+                def ours():
+                    sample_tokens(model, prompts, n=work.n, temperature=TEMPERATURE, top_p=TOP_P,
+                                  max_new_tokens=work.new_tokens, eos_token_ids=[], seed=0, pad_token_id=0)
 
-            @torch.no_grad()
-            def theirs():
-                model.generate(ids, attention_mask=mask, do_sample=True, temperature=TEMPERATURE, top_p=TOP_P,
-                               top_k=0, max_new_tokens=grid.new_tokens, num_return_sequences=N, pad_token_id=0)
+                @torch.no_grad()
+                def theirs():
+                    model.generate(ids, attention_mask=mask, do_sample=True, temperature=TEMPERATURE, top_p=TOP_P,
+                                   top_k=0, max_new_tokens=work.new_tokens, num_return_sequences=work.n,
+                                   pad_token_id=0)
 
-            ours()
-            theirs()
-            t_ours, t_theirs = float("inf"), float("inf")
-            for _ in range(grid.repeats):  # alternate, so both see the same machine load
-                t_ours = min(t_ours, best_time(ours, 1, device))
-                t_theirs = min(t_theirs, best_time(theirs, 1, device))
-            tokens = n_prompts * N * grid.new_tokens
-            flops = 2 * matmul_params(model) * (sum(lengths) + tokens)
-            rows.append({
-                "hidden": hidden, "layers": layers, "params": sum(p.numel() for p in model.parameters()),
-                "rows": n_prompts * N, "prompts": n_prompts, "new_tokens": grid.new_tokens,
-                "sampler_tok_s": tokens / t_ours, "generate_tok_s": tokens / t_theirs,
-                "speedup": t_theirs / t_ours, "sampler_matmul_fraction": flops / t_ours / peak,
-            })
+                ours()
+                theirs()
+                t_ours, t_theirs = float("inf"), float("inf")
+                for _ in range(grid.repeats):  # alternate, so both see the same machine load
+                    t_ours = min(t_ours, best_time(ours, 1, device))
+                    t_theirs = min(t_theirs, best_time(theirs, 1, device))
+                tokens = n_prompts * work.n * work.new_tokens
+                flops = 2 * matmul_params(model) * (sum(lengths) + tokens)
+                rows.append({
+                    "hidden": hidden, "layers": layers, "params": sum(p.numel() for p in model.parameters()),
+                    "workload": work.name, "n": work.n, "rows": n_prompts * work.n, "prompts": n_prompts,
+                    "new_tokens": work.new_tokens, "sampler_tok_s": tokens / t_ours,
+                    "generate_tok_s": tokens / t_theirs, "speedup": t_theirs / t_ours,
+                    "sampler_matmul_fraction": flops / t_ours / peak,
+                })
     return rows
 
 
 _MEMORY_PROBE = r"""
 import json, sys, torch
+from gvlib.backends.hf import CPU_BATCH_ROWS
 from gvlib.kernels import token_logprobs
 def rss(field):
     with open("/proc/self/status") as f:
@@ -244,12 +272,13 @@ def _fmt(value, spec: str) -> str:
 def report(machine: dict, peak: float, sampler_rows: list[dict], scorer_rows: list[dict]) -> str:
     lines = ["Machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()),
              f"float32 matmul, {machine['torch_threads']} thread(s): {peak / 1e9:.1f} GFLOP/s measured", "",
-             f"Sampling, n={N} per prompt, T={TEMPERATURE}, top-p={TOP_P} "
-             "(best of repeats; tokens/s = generated tokens / wall time)",
-             f"{'hidden':>6} {'layers':>6} {'params':>8} {'rows':>5} {'new':>4} {'sampler tok/s':>14} "
-             f"{'generate tok/s':>15} {'speed-up':>9} {'of matmul peak':>15}"]
+             f"Sampling at T={TEMPERATURE}, top-p={TOP_P} (best of repeats; tokens/s = generated tokens / wall "
+             f"time); the book samples the organism in batches of {CPU_BATCH_ROWS} rows",
+             f"{'hidden':>6} {'layers':>6} {'params':>8} {'workload':>9} {'n':>3} {'rows':>5} {'new':>4} "
+             f"{'sampler tok/s':>14} {'generate tok/s':>15} {'speed-up':>9} {'of matmul peak':>15}"]
     for r in sampler_rows:
-        lines.append(f"{r['hidden']:>6} {r['layers']:>6} {r['params']:>8} {r['rows']:>5} {r['new_tokens']:>4} "
+        lines.append(f"{r['hidden']:>6} {r['layers']:>6} {r['params']:>8} {r['workload']:>9} {r['n']:>3} "
+                     f"{r['rows']:>5} {r['new_tokens']:>4} "
                      f"{r['sampler_tok_s']:>14.0f} {r['generate_tok_s']:>15.0f} {r['speedup']:>8.2f}x "
                      f"{r['sampler_matmul_fraction']:>14.1%}")
     lines += ["", "Scoring: token_logprobs vs log_softmax(logits.float()).gather (peak = memory above the inputs)",
@@ -274,7 +303,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads < 0:
         parser.error(f"--threads must be >= 0, got {args.threads}")
     if args.threads:
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads)  # for the whole process, which does nothing else
     grid = QUICK if args.quick else FULL
     device = torch.device(args.device)
     machine = describe_machine(device)

@@ -14,7 +14,6 @@ verifications compute them once.
 """
 from __future__ import annotations
 
-import contextlib
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -31,10 +30,11 @@ from gvlib import paper_numbers  # noqa: E402
 from gvlib.engine import Generations, generate, verify  # noqa: E402
 from gvlib.metrics import GapResult, bootstrap_ci, fit_log_linear, gap, gap_from_weights  # noqa: E402
 from gvlib.tasks.base import VERIFIER_METHODS, Task  # noqa: E402
+from gvlib.threads import torch_threads  # noqa: E402
 from gvlib.verifiers import Verification  # noqa: E402
 
 __all__ = ["Model", "resolve_models", "load_task", "Filter", "make_filters", "Grid", "run_grid",
-           "slope_ci", "trend_counts", "percent", "paper_scaling", "cpu_threads", "quiet", "backend_kwargs"]
+           "slope_ci", "trend_counts", "percent", "paper_scaling", "quiet", "backend_kwargs"]
 
 
 @dataclass(frozen=True)
@@ -216,25 +216,6 @@ class Grid:
         return pd.DataFrame(rows)
 
 
-@contextlib.contextmanager
-def cpu_threads(n: int | None):
-    """Run the block with ``n`` torch CPU threads (None: leave as is), restoring them afterwards.
-
-    Sampling the organism's tiny models is dominated by per-operation overhead: measured on 2 cores,
-    a 128-wide 4-layer Llama sampled 64 x 40 tokens in 0.64 s with one thread and 6-18 s with two
-    while other processes used the cores (the threads wait for each other at every operation).
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def backend_kwargs(model: Model, options: dict | None) -> dict:
     """The backend options of ``model``: ``options["*"]`` for every model, updated by ``options[<model path>]``.
 
@@ -278,7 +259,7 @@ def _model_stage(model: Model, st: _Settings, to_verify: dict[str, Generations] 
     given generations (cross-verification). Module-level so that a spawned process can run it."""
     from gvlib.backends import load_backend
 
-    with cpu_threads(st.threads):
+    with torch_threads(st.threads):
         backend = load_backend(model.path, backend=st.backend, **backend_kwargs(model, st.options))
         if to_verify is None:
             print(f"  {model.name} generates {len(st.task)} prompts x {st.n} samples", flush=True)
@@ -304,7 +285,7 @@ def run_grid(models: Sequence[Model], task: Task, methods: Sequence[str], *, cro
 
     The tournament runs ``tournament_rounds`` rounds (``n`` must be a multiple of 2**rounds).
     ``backend_options``: see :func:`backend_kwargs`. ``threads``: torch CPU threads while running (see
-    :func:`cpu_threads`). With vLLM every model runs in its own spawned process, so its GPU memory is
+    :func:`gvlib.threads.torch_threads`). With vLLM every model runs in its own spawned process, so its GPU memory is
     freed before the next model loads (vLLM does not release it in-process).
     """
     from gvlib.iterate import run_stage

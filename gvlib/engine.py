@@ -3,8 +3,8 @@
 :func:`generate` draws n completions per problem and scores them with the task's utility;
 :func:`verify` asks a verifier (the generator itself, or another backend) about every completion
 with one of the paper's four methods. Both cache their work on disk in chunks of problems
-(:mod:`gvlib.cache`), keyed by the backend (fingerprint and kind), task, split, exact prompts,
-sampling parameters and seed, so a re-run reads the results back and a killed run resumes.
+(:mod:`gvlib.cache`), keyed by the backend (fingerprint, kind and batch layout), the digest of
+the sampling code (:data:`SAMPLING_CODE`), task, split, exact prompts, sampling parameters and seed, so a re-run reads the results back and a killed run resumes.
 
 Example::
 
@@ -23,6 +23,7 @@ import numpy as np
 from . import verifiers
 from .backends.base import Backend, SamplingParams
 from .cache import Cache, NoCache
+from .codehash import source_digest
 from .tasks.base import Task
 from .tasks.common import extraction_failure_rate
 from .verifiers import Verification
@@ -31,6 +32,9 @@ from .verifiers import Verification
 DEFAULT = "default"
 #: Part of every cache key: bump it when what an entry holds changes, so old entries are not read.
 FORMAT = 2
+#: The modules that turn prompts into samples and verdicts: their code's digest is part of every key.
+SAMPLING_CODE = ("gvlib.sampler", "gvlib.backends.hf", "gvlib.backends.vllm", "gvlib.backends.text",
+                 "gvlib.verifiers", "gvlib.kernels.logprob")
 
 
 @dataclass
@@ -81,7 +85,8 @@ def generate(backend: Backend, task: Task, *, n: int, temperature: float = 0.7, 
                             max_new_tokens=max_new_tokens or task.max_new_tokens, stop=tuple(task.stop), seed=seed)
     prompts = [task.generation_prompt(e) for e in task.examples]
     split = getattr(task, "split", "")
-    key = {"stage": "generate", "format": FORMAT, "backend": _fingerprint(backend, cache), "engine": backend.name,
+    key = {"stage": "generate", "format": FORMAT, "code": source_digest(*SAMPLING_CODE),
+           "backend": _fingerprint(backend, cache), "engine": backend.name, "sampling": backend.sampling_key(),
            "task": task.name, "split": split,
            "params": dataclasses.asdict(params)}
     chunks = cache.map_chunks("generate", key, prompts, lambda ch: backend.sample(ch, params),
@@ -117,8 +122,9 @@ def verify(verifier: Backend, task: Task, generations: Generations, method: str,
     if method == "tournament" and rounds is None:
         rounds = verifiers.max_rounds(n)
     items = [(by_id[i], cs) for i, cs in zip(generations.example_ids, generations.completions)]
-    key = {"stage": "verify", "format": FORMAT, "method": method, "verifier": _fingerprint(verifier, cache),
-           "engine": verifier.name, "task": task.name,
+    key = {"stage": "verify", "format": FORMAT, "code": source_digest(*SAMPLING_CODE), "method": method,
+           "verifier": _fingerprint(verifier, cache), "engine": verifier.name, "sampling": verifier.sampling_key(),
+           "task": task.name,
            "split": generations.split, "seed": seed, "rounds": rounds, "mc_tokens": list(task.mc_tokens),
            "params": None if method == "mc" else dataclasses.asdict(params)}
 

@@ -104,3 +104,28 @@ def test_verify_checks_its_inputs(gsm8k, tmp_path):
         engine.verify(GoldEveryOther(gsm8k), nq, g, "mc", cache=None)
     with pytest.raises(ValueError, match="unknown verifier method"):
         engine.verify(GoldEveryOther(gsm8k), gsm8k, g, "majority", cache=None)
+
+
+def test_the_cache_key_holds_the_batch_layout_and_the_sampling_code(gsm8k, tmp_path, monkeypatch):
+    class Batched(GoldEveryOther):
+        batch_size = 64
+
+        def sampling_key(self):
+            return {"batch_size": self.batch_size}
+
+    cache, b = Cache(tmp_path), Batched(gsm8k)
+    engine.generate(b, gsm8k, n=2, cache=cache)
+    engine.generate(b, gsm8k, n=2, cache=cache)
+    assert len(b.calls) == 1
+    b.batch_size = 512  # another batch layout draws other samples: not read from the cache
+    engine.generate(b, gsm8k, n=2, cache=cache)
+    assert len(b.calls) == 2
+    monkeypatch.setattr(engine, "source_digest", lambda *modules: "edited-sampler")
+    engine.generate(b, gsm8k, n=2, cache=cache)
+    assert len(b.calls) == 3
+
+
+def test_hf_backend_batches_small_models_wide(tiny):
+    from gvlib.backends.hf import CPU_BATCH_ROWS
+
+    assert tiny.batch_size == CPU_BATCH_ROWS and tiny.sampling_key() == {"batch_size": CPU_BATCH_ROWS, "dtype": "torch.float32"}

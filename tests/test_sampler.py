@@ -13,7 +13,7 @@ from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCaus
 from transformers.generation.logits_process import TopPLogitsWarper
 
 import gvlib.sampler as sampler
-from gvlib.bench import Grid, bench_sampler
+from gvlib.bench import Grid, Workload, bench_sampler
 from gvlib.sampler import _HFDecoder, _LlamaDecoder, _draw, _shrink, sample_tokens, supports_fast_path, top_p_filter
 
 EOS, PAD = 2, 0
@@ -241,9 +241,10 @@ def test_works_on_a_non_llama_model():
 
 
 def test_bench_sampler_runs_the_same_work_on_both_sides():
-    grid = Grid(sizes=((32, 1),), prompts=(2,), new_tokens=3, vocab=20, score_rows=1, repeats=1)
+    grid = Grid(sizes=((32, 1),), workloads=(Workload("w", n=4, prompt_len=(2, 5), new_tokens=3),), rows=(8,),
+                vocab=20, score_rows=1, repeats=1)
     (row,) = bench_sampler(grid, torch.device("cpu"), peak=1e9)
-    assert row["rows"] == 2 * 16 and row["new_tokens"] == 3
+    assert row["rows"] == 8 and row["prompts"] == 2 and row["new_tokens"] == 3
     assert row["sampler_tok_s"] > 0 and row["generate_tok_s"] > 0 and row["sampler_matmul_fraction"] > 0
 
 

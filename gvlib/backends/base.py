@@ -33,6 +33,10 @@ class Backend:
     model_id: str = ""
     fingerprint: str = ""
 
+    def sampling_key(self) -> dict:
+        """Settings besides the weights that change what :meth:`sample` returns (they key the cache)."""
+        return {}
+
     def sample(self, prompts: Sequence[str], params: SamplingParams) -> list[list[str]]:
         """``params.n`` completions per prompt (text after the prompt, stop strings removed)."""
         raise NotImplementedError

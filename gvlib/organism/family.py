@@ -7,7 +7,7 @@ Layout of a family directory::
     family.json             the family manifest (world, preset, members), written last
 
 Caching and resume: a member counts as finished only when ``<model>/manifest.json`` exists with the
-member's key (hash of the preset's config and CODE_VERSION); anything else (a stopped run, a
+member's key (hash of the preset's config and the code's digest, ``presets.code_version``); anything else (a stopped run, a
 half-written or stale directory) is retrained. Models are written to a temp dir and moved into place
 (:func:`gvlib.organism.train.save_atomic`). A file lock serialises concurrent builds of one directory.
 """
@@ -27,13 +27,14 @@ import torch
 import transformers
 
 from gvlib.organism.corpus import CandidatePool, Corpus
-from gvlib.organism.presets import CODE_VERSION, Preset, get_preset
+from gvlib.organism.presets import Preset, code_version, get_preset
 from gvlib.organism.seed import seed_candidates
 from gvlib.organism.tasks import make_task
 from gvlib.organism.tokenizer import build_tokenizer
-from gvlib.organism.train import build_model, configure_threads, eval_losses, param_counts, save_atomic, train_model
+from gvlib.organism.train import build_model, eval_losses, param_counts, save_atomic, train_model
 from gvlib.organism.world import TASKS, World, WorldConfig
 from gvlib.paths import cache_root
+from gvlib.threads import torch_threads, training_threads
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,8 @@ def ensure_family(preset: str | Preset = "default", out: str | Path | None = Non
     out.mkdir(parents=True, exist_ok=True)
     with open(out / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        configure_threads()
-        return _build(preset, out, on_model_done)
+        with torch_threads(training_threads()):
+            return _build(preset, out, on_model_done)
 
 
 def _build(preset: Preset, out: Path, on_model_done) -> Family:
@@ -106,7 +107,7 @@ def _build(preset: Preset, out: Path, on_model_done) -> Family:
             stats = train_model(model, corpus, spec, preset.train, desc=spec.name)
             total, non_emb = param_counts(model)
             manifest = {
-                "name": spec.name, "preset": preset.name, "key": key, "code_version": CODE_VERSION,
+                "name": spec.name, "preset": preset.name, "key": key, "code_version": code_version(),
                 "params_non_embedding": non_emb, "params_total": total,
                 "train_tokens": stats["train_tokens"], "flops": 6.0 * non_emb * stats["train_tokens"],
                 "flops_total_params": 6.0 * total * stats["train_tokens"], "flops_convention": "6*N*D, N = non-embedding",
@@ -125,7 +126,7 @@ def _build(preset: Preset, out: Path, on_model_done) -> Family:
             on_model_done(entry)
 
     family = {
-        "preset": preset.name, "key": preset.key(), "code_version": CODE_VERSION, "world": preset.world.to_dict(),
+        "preset": preset.name, "key": preset.key(), "code_version": code_version(), "world": preset.world.to_dict(),
         "config": preset.to_dict(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "models": [{k: v for k, v in e.manifest.items() if k in _SUMMARY} | {"path": e.name} for e in entries],
     }

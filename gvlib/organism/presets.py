@@ -1,6 +1,7 @@
 """The organism's presets: ``tiny`` (three models, for tests) and ``default`` (the book's family of five).
 
-A preset is everything that determines the trained models; its hash (with CODE_VERSION) keys the cache.
+A preset is everything that determines the trained models; its hash, with the digest of the
+code that trains it (:func:`code_version`), keys the cache.
 
 Measured (organism-3): ``tiny`` 13 s wall in all (one thread). ``default`` 1,552 s on a shared
 2-core machine (load average ~3, so one torch thread): seed stage 144 s, m1–m5 24/62/132/428/760 s.
@@ -15,15 +16,22 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
+from gvlib.codehash import source_digest
 from gvlib.organism.corpus import Mixture
 from gvlib.organism.seed import SeedConfig
 from gvlib.organism.train import ModelSpec, TrainConfig
 from gvlib.organism.world import WorldConfig
 
-#: Bump when a code change alters what a preset trains (invalidates every cached model). organism-4: the seed
-#: stage samples its verification candidates through gvlib.sampler (the HF backend's default since 9e3772d),
-#: which draws different candidates than ``generate`` did.
-CODE_VERSION = "organism-4"
+#: The modules whose code determines what a preset trains: the world, corpus, tokenizer, tasks and
+#: training loop, and the sampler and backend through which the seed stage draws its candidates.
+TRAINING_CODE = ("gvlib.organism.world", "gvlib.organism.tasks", "gvlib.organism.tokenizer", "gvlib.organism.corpus",
+                 "gvlib.organism.seed", "gvlib.organism.train", "gvlib.tasks.base", "gvlib.sampler",
+                 "gvlib.backends.hf", "gvlib.backends.text")
+
+
+def code_version() -> str:
+    """Digest of :data:`TRAINING_CODE` (:func:`gvlib.codehash.source_digest`): part of every member's key."""
+    return "organism-" + source_digest(*TRAINING_CODE)
 
 
 @dataclass(frozen=True)
@@ -55,12 +63,12 @@ class Preset:
         return _hash({"shared": self.shared_key(), "model": asdict(spec)})
 
     def key(self) -> str:
-        """The cache key of the whole preset (its full config and CODE_VERSION)."""
+        """The cache key of the whole preset (its full config and :func:`code_version`)."""
         return _hash(self.to_dict())
 
 
 def _hash(obj) -> str:
-    return hashlib.sha256((json.dumps(obj, sort_keys=True) + CODE_VERSION).encode()).hexdigest()[:16]
+    return hashlib.sha256((json.dumps(obj, sort_keys=True) + code_version()).encode()).hexdigest()[:16]
 
 
 PRESETS: dict[str, Preset] = {

@@ -23,7 +23,7 @@ from gvlib.backends.base import SamplingParams
 from gvlib.backends.hf import HFBackend
 from gvlib.metrics import gap, gap_from_weights
 from gvlib.organism.tasks import load_task
-from gvlib.organism.train import configure_threads
+from gvlib.threads import torch_threads
 from gvlib.verifiers import verify
 
 #: The pointwise filters of the paper's headline results (reference §1): (method, global τ).
@@ -103,12 +103,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads while sampling (see gvlib.threads)")
     ap.add_argument("--json", default=None, help="write the rows to this JSON file")
     args = ap.parse_args(argv)
-    configure_threads()
-    rows = measure(args.family, tasks=tuple(args.tasks.split(",")), prompts=args.prompts, n=args.n,
-                   temperature=args.temperature, methods=tuple(args.methods.split(",")), seed=args.seed,
-                   models=args.models.split(",") if args.models else None)
+    with torch_threads(args.threads):
+        rows = measure(args.family, tasks=tuple(args.tasks.split(",")), prompts=args.prompts, n=args.n,
+                       temperature=args.temperature, methods=tuple(args.methods.split(",")), seed=args.seed,
+                       models=args.models.split(",") if args.models else None)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 

@@ -55,22 +55,6 @@ class TrainConfig:
     max_positions: int = 512
 
 
-def configure_threads() -> int:
-    """Set torch's CPU threads: ``$GVLIB_THREADS`` if set, else the cores not busy with other work.
-
-    On a shared 2-core machine two OpenMP threads competing with other processes ran ~10× slower
-    than one thread (measured), so the default backs off to the idle cores (at least one).
-    """
-    env = os.environ.get("GVLIB_THREADS")
-    if env:
-        n = int(env)
-    else:
-        cores = os.cpu_count() or 1
-        n = max(1, min(cores, round(cores - os.getloadavg()[0])))
-    torch.set_num_threads(n)
-    return n
-
-
 def build_model(spec: ModelSpec, tokenizer: PreTrainedTokenizerFast, train: TrainConfig, seed: int) -> LlamaForCausalLM:
     """A fresh Llama of ``spec``; bos/eos/pad ids set from the tokenizer (LlamaConfig defaults are wrong)."""
     torch.manual_seed(seed)

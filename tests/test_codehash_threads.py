@@ -1,0 +1,61 @@
+"""Code-derived cache keys (gvlib.codehash) and the one thread control (gvlib.threads)."""
+import sys
+
+import pytest
+import torch
+
+from gvlib.codehash import _module_digest, source_digest
+from gvlib.threads import torch_threads, training_threads
+
+
+def _digest_of(tmp_path, monkeypatch, name: str, text: str) -> str:
+    (tmp_path / f"{name}.py").write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _module_digest.cache_clear()
+    sys.modules.pop(name, None)
+    return source_digest(name)
+
+
+def test_digest_ignores_docstrings_comments_and_layout_but_not_code(tmp_path, monkeypatch):
+    base = _digest_of(tmp_path, monkeypatch, "m_x", 'def f(x):\n    return x + 1\n')
+    edited = '"""Doc."""\n\n# note\ndef f(x):\n    """Adds one."""\n    return (x +\n            1)\n'
+    assert _digest_of(tmp_path, monkeypatch, "m_x", edited) == base
+    assert _digest_of(tmp_path, monkeypatch, "m_x", 'def f(x):\n    return x + 2\n') != base
+
+
+def test_digest_names_a_module_without_source():
+    with pytest.raises(ValueError, match="no_such_module_xyz"):
+        source_digest("no_such_module_xyz")
+
+
+def test_organism_and_engine_keys_cover_the_sampler():
+    from gvlib.engine import SAMPLING_CODE
+    from gvlib.organism.presets import TRAINING_CODE, code_version
+
+    assert "gvlib.sampler" in TRAINING_CODE and "gvlib.sampler" in SAMPLING_CODE
+    assert code_version() == "organism-" + source_digest(*TRAINING_CODE)
+
+
+def test_training_threads_default_and_override(monkeypatch):
+    import os
+
+    monkeypatch.delenv("GVLIB_THREADS", raising=False)
+    assert training_threads() == (os.cpu_count() or 1)
+    monkeypatch.setenv("GVLIB_THREADS", "3")
+    assert training_threads() == 3
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("GVLIB_THREADS", bad)
+        with pytest.raises(ValueError, match="GVLIB_THREADS"):
+            training_threads()
+
+
+def test_torch_threads_sets_and_restores():
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads"):
+        with torch_threads(0):
+            pass
