@@ -161,6 +161,32 @@ def test_decoder_logits_equal_unpadded_forward(make_model, decoder):
             torch.testing.assert_close(torch.stack(rows), expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("make_model", [llama, qwen2, mistral])
+def test_one_row_per_prompt_logits_equal_unpadded_forward(make_model):
+    """n = 1 (a verification call) runs on per-row caches: same logits, also after rows are dropped."""
+    model = make_model()
+    ids, mask = _left_pad(PROMPTS)
+    dec = _LlamaDecoder(model)
+    got, slots = {i: [] for i in range(3)}, [0, 1, 2]
+    with torch.no_grad():
+        logits = dec.prefill(ids, mask, 4)
+        dec.expand(1)
+        assert dec.flat
+        for t in range(4):
+            if t:
+                logits = dec.step(torch.tensor([FORCED[i][0][t - 1] for i in slots]))
+            for row, i in enumerate(slots):
+                got[i].append(logits[row])
+            if t == 1:  # prompt 1 stops
+                kept = torch.tensor([0, 2])
+                dec.keep(kept, kept, 1)
+                slots = [0, 2]
+        for i, rows in got.items():
+            full = torch.tensor([PROMPTS[i] + FORCED[i][0][:3]])
+            expected = model(full).logits[0, len(PROMPTS[i]) - 1:][: len(rows)]
+            torch.testing.assert_close(torch.stack(rows), expected, atol=1e-5, rtol=1e-5)
+
+
 def test_shrink_waits_for_a_quarter_of_the_batch():
     done = torch.zeros(4, 4, dtype=torch.bool)
     done[0, :3] = True

@@ -3,12 +3,10 @@
 A preset is everything that determines the trained models; its hash, with the digest of the
 code that trains it (:func:`code_version`), keys the cache.
 
-Measured (organism-3): ``tiny`` 13 s wall in all (one thread). ``default`` 1,552 s on a shared
-2-core machine (load average ~3, so one torch thread): seed stage 144 s, m1–m5 24/62/132/428/760 s.
-On two idle cores it should take ~10 minutes: m5's 4.1M tokens at the 15k tokens/s measured idle for a
-0.9M-parameter Llama (two threads) are ~270 s, and the members are trained one after another.
-Measured (organism-4 code, cold ``make book`` with nothing else running but one torch thread chosen from
-a stale load average): ``default`` 1,434 s, m1–m5 done at 181/245/394/758/1,434 s.
+Measured, cold ``make book`` from a fresh clone on an idle 2-core AMD EPYC (training on both cores,
+:func:`gvlib.threads.training_threads`): ``default`` 880 s, seed stage and m1–m5 done at
+124/178/286/497/880 s; the same code on one thread took 1,434 s, and both gave bit-identical weights.
+``tiny``: about 15 s.
 """
 from __future__ import annotations
 
