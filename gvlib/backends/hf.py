@@ -26,8 +26,9 @@ from .text import continuation_ids, derive_seed, truncate_at_stop
 
 
 #: Rows (prompt × sample) per sampling call for a small model: the organism's batch in the book.
-#: The sampler's per-step overhead is amortised over the rows: measured with ``python -m gvlib.bench``,
-#: 512 rows run the book's calls 1.2–1.5× faster than 64 rows did (see the bench's table).
+#: The sampler's per-step overhead is amortised over the rows: measured with ``python -m gvlib.bench``
+#: (one thread), 512 rows sample the book's generation calls (n = 8) 1.5–2× faster than 64 rows, and
+#: its verification calls (n = 1, longer prompts) 0.9–1.2× as fast: those are bound by reading the KV cache.
 CPU_BATCH_ROWS = 512
 #: Models above this many parameters get ``LARGE_BATCH_ROWS``, whose KV cache stays small.
 SMALL_MODEL_PARAMS = 50_000_000
