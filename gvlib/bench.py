@@ -16,7 +16,7 @@ seconds on 2 shared cores), which says nothing about either method.
    ``rows`` rows (prompt × sample). Two workloads are the book's own calls: ``generate``, n = 8
    samples of a ~30-token prompt (a Sudoku puzzle, 24 new tokens) and ``verify``, one
    chain-of-thought verification of each of many ~75-token prompts (a puzzle and a candidate), at
-   the organism's batch of :data:`gvlib.backends.hf.CPU_BATCH_ROWS` rows and at the 64 rows used
+   the organism's batch of :data:`gvlib.backends.hf.SMALL_MODEL_BATCH_ROWS` rows and at the 64 rows used
    before; ``n16`` (16 samples of short prompts) is the general case. Each timing is the best of
    ``repeats`` runs, sampler and ``generate`` alternating, after one warm-up each. The sampler's
    model FLOP/s (2 × matmul parameters × tokens run through the model: each prompt once, then every
@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gvlib.backends.hf import CPU_BATCH_ROWS
+from gvlib.backends.hf import SMALL_MODEL_BATCH_ROWS
 from gvlib.kernels import token_logprobs
 from gvlib.sampler import sample_tokens
 
@@ -75,10 +75,10 @@ class Grid:
     repeats: int
 
 
-QUICK = Grid(sizes=((64, 2), (128, 4)), workloads=(GENERATE, VERIFY), rows=(64, CPU_BATCH_ROWS), vocab=330,
+QUICK = Grid(sizes=((64, 2), (128, 4)), workloads=(GENERATE, VERIFY), rows=(64, SMALL_MODEL_BATCH_ROWS), vocab=330,
              score_rows=256, repeats=2)
 FULL = Grid(sizes=((64, 2), (128, 2), (128, 4), (256, 4)), workloads=(GENERATE, VERIFY, N16),
-            rows=(64, CPU_BATCH_ROWS, 1024), vocab=330, score_rows=1024, repeats=3)
+            rows=(64, SMALL_MODEL_BATCH_ROWS, 1024), vocab=330, score_rows=1024, repeats=3)
 
 
 def describe_machine(device: torch.device) -> dict:
@@ -184,7 +184,6 @@ def bench_sampler(grid: Grid, device: torch.device, peak: float) -> list[dict]:
 
 _MEMORY_PROBE = r"""
 import json, sys, torch
-from gvlib.backends.hf import CPU_BATCH_ROWS
 from gvlib.kernels import token_logprobs
 def rss(field):
     with open("/proc/self/status") as f:
@@ -273,7 +272,7 @@ def report(machine: dict, peak: float, sampler_rows: list[dict], scorer_rows: li
     lines = ["Machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()),
              f"float32 matmul, {machine['torch_threads']} thread(s): {peak / 1e9:.1f} GFLOP/s measured", "",
              f"Sampling at T={TEMPERATURE}, top-p={TOP_P} (best of repeats; tokens/s = generated tokens / wall "
-             f"time); the book samples the organism in batches of {CPU_BATCH_ROWS} rows",
+             f"time); the book samples the organism in batches of {SMALL_MODEL_BATCH_ROWS} rows",
              f"{'hidden':>6} {'layers':>6} {'params':>8} {'workload':>9} {'n':>3} {'rows':>5} {'new':>4} "
              f"{'sampler tok/s':>14} {'generate tok/s':>15} {'speed-up':>9} {'of matmul peak':>15}"]
     for r in sampler_rows:

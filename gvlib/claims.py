@@ -285,8 +285,8 @@ def run_grid(models: Sequence[Model], task: Task, methods: Sequence[str], *, cro
 
     The tournament runs ``tournament_rounds`` rounds (``n`` must be a multiple of 2**rounds).
     ``backend_options``: see :func:`backend_kwargs`. ``threads``: torch CPU threads while running (see
-    :func:`gvlib.threads.torch_threads`). With vLLM every model runs in its own spawned process, so its GPU memory is
-    freed before the next model loads (vLLM does not release it in-process).
+    :func:`gvlib.threads.torch_threads`). With vLLM every model runs in its own spawned process, so its
+    GPU memory is freed before the next model loads (vLLM does not release it in-process).
     """
     from gvlib.iterate import run_stage
 

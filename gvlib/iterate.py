@@ -44,6 +44,7 @@ from gvlib.backends import load_backend, vllm_available
 from gvlib.backends.base import Backend
 from gvlib.backends.resolve import fingerprint, resolve_model_dir
 from gvlib.cache import digest
+from gvlib.codehash import source_digest
 from gvlib.finetune import LoraSettings, merge_adapter, train_adapter
 from gvlib.metrics import bootstrap_ci, filter_weights, gap_from_weights, pass_at_k
 from gvlib.paths import cache_root
@@ -318,9 +319,14 @@ class IterationRun:
 
 
 def _run_key(cfg: IterationConfig, task: Task, train_task: Task | None) -> str:
-    """What determines every round (``rounds`` excluded, so a longer run reuses a shorter one's rounds)."""
+    """What determines every round (``rounds`` excluded, so a longer run reuses a shorter one's rounds).
+
+    The digest of the loop's code, the fine-tuning and the sampling code is part of it, as in the
+    engine's keys, so a changed loop or sampler does not reuse rounds it did not produce.
+    """
     fixed = cfg.fixed_verifier or cfg.model
     return digest({
+        "code": source_digest(*engine.SAMPLING_CODE, "gvlib.iterate", "gvlib.finetune"),
         "config": {k: v for k, v in asdict(cfg).items() if k not in ("rounds", "isolate", "backend")},
         "backend": cfg.backend_kind,
         "model": fingerprint(resolve_model_dir(cfg.model)),

@@ -215,7 +215,6 @@ class _LlamaDecoder:
         self.next_position = self.next_position.index_select(0, rows)
         if self.flat:
             self.bias = self.bias.index_select(0, rows)
-            self.groups = len(rows)
             return
         self.prefix_keys = [k.index_select(0, groups) for k in self.prefix_keys]
         self.prefix_values = [v.index_select(0, groups) for v in self.prefix_values]

@@ -230,3 +230,11 @@ def test_vllm_backend_maps_arguments(model_dir, monkeypatch):
         want = sum(-(i + t / 1000) for i, t in enumerate(ctx + cids) if i >= len(ctx))
         assert scores[0, j] == pytest.approx(want)
     assert np.all(scores < 0)
+
+
+def test_small_models_sample_in_wide_batches(model_dir):
+    from gvlib.backends.hf import SMALL_MODEL_BATCH_ROWS
+
+    b = load_backend(str(model_dir), backend="transformers")
+    assert b.batch_size == SMALL_MODEL_BATCH_ROWS
+    assert b.sampling_key() == {"batch_size": SMALL_MODEL_BATCH_ROWS, "dtype": "torch.float32"}

@@ -124,8 +124,3 @@ def test_the_cache_key_holds_the_batch_layout_and_the_sampling_code(gsm8k, tmp_p
     engine.generate(b, gsm8k, n=2, cache=cache)
     assert len(b.calls) == 3
 
-
-def test_hf_backend_batches_small_models_wide(tiny):
-    from gvlib.backends.hf import CPU_BATCH_ROWS
-
-    assert tiny.batch_size == CPU_BATCH_ROWS and tiny.sampling_key() == {"batch_size": CPU_BATCH_ROWS, "dtype": "torch.float32"}

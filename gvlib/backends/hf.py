@@ -29,16 +29,16 @@ from .text import continuation_ids, derive_seed, truncate_at_stop
 #: The sampler's per-step overhead is amortised over the rows: measured with ``python -m gvlib.bench``
 #: (one thread), 512 rows sample the book's generation calls (n = 8) 1.5–2× faster than 64 rows, and
 #: its verification calls (n = 1, longer prompts) 0.9–1.2× as fast: those are bound by reading the KV cache.
-CPU_BATCH_ROWS = 512
+SMALL_MODEL_BATCH_ROWS = 512
 #: Models above this many parameters get ``LARGE_BATCH_ROWS``, whose KV cache stays small.
 SMALL_MODEL_PARAMS = 50_000_000
 LARGE_BATCH_ROWS = 64
 
 
 def default_batch_rows(model) -> int:
-    """:data:`CPU_BATCH_ROWS` rows for a small model (the organism), :data:`LARGE_BATCH_ROWS` otherwise."""
+    """:data:`SMALL_MODEL_BATCH_ROWS` rows for a small model (the organism), :data:`LARGE_BATCH_ROWS` otherwise."""
     params = sum(p.numel() for p in model.parameters())
-    return CPU_BATCH_ROWS if params < SMALL_MODEL_PARAMS else LARGE_BATCH_ROWS
+    return SMALL_MODEL_BATCH_ROWS if params < SMALL_MODEL_PARAMS else LARGE_BATCH_ROWS
 
 
 class HFBackend(Backend):

@@ -7,8 +7,8 @@ Layout of a family directory::
     family.json             the family manifest (world, preset, members), written last
 
 Caching and resume: a member counts as finished only when ``<model>/manifest.json`` exists with the
-member's key (hash of the preset's config and the code's digest, ``presets.code_version``); anything else (a stopped run, a
-half-written or stale directory) is retrained. Models are written to a temp dir and moved into place
+member's key (hash of the preset's config and of the training code, ``presets.code_version``);
+anything else (a stopped run, a half-written or stale directory) is retrained. Models are written to a temp dir and moved into place
 (:func:`gvlib.organism.train.save_atomic`). A file lock serialises concurrent builds of one directory.
 """
 from __future__ import annotations

@@ -6,7 +6,7 @@ code that trains it (:func:`code_version`), keys the cache.
 Measured, cold ``make book`` from a fresh clone on an idle 2-core AMD EPYC (training on both cores,
 :func:`gvlib.threads.training_threads`): ``default`` 880 s, seed stage and m1–m5 done at
 124/178/286/497/880 s; the same code on one thread took 1,434 s, and both gave bit-identical weights.
-``tiny``: about 15 s.
+``tiny``: 13 s on one thread (measured with earlier code; it trains the same way).
 """
 from __future__ import annotations
 
