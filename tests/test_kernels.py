@@ -108,7 +108,8 @@ def test_bench_scorer_agrees_and_holds_less_memory_at_152k():
     grid = Grid(sizes=(), workloads=(), rows=(), vocab=1, score_rows=64, repeats=1)
     rows = bench_scorer(grid, torch.device("cpu"))
     assert {(r["vocab"], r["dtype"]) for r in rows} == {(v, d) for v in (32_000, 152_064) for d in ("float32", "bfloat16")}
-    assert all(r["max_abs_diff"] < 1e-5 for r in rows)
+    # The fused scorer is held to float64; float32 log_softmax's own error at 152k is ~1e-5 on some CPUs.
+    assert all(r["fused_err"] < 1e-5 for r in rows)
     for r in rows:
         if r["vocab"] == 152_064:  # naive: at least the float32 log-softmax, 37 MiB; fused: a few chunks
             assert r["naive_peak_mib"] > 30 and r["naive_peak_mib"] >= 4 * r["fused_peak_mib"]
