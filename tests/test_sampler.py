@@ -128,9 +128,13 @@ def _left_pad(prompts):
     return ids, mask
 
 
+# One prompt per prefill chunk: each chunk trimmed to its own length.
+_LlamaDecoderByPrompt = functools.partial(_LlamaDecoder, prefill_tokens=1)
+
+
 @pytest.mark.parametrize("make_model,decoder", [
-    (llama, _LlamaDecoder), (llama, _HFDecoder), (qwen2, _LlamaDecoder), (qwen2, _HFDecoder),
-    (mistral, _LlamaDecoder), (gpt2, _HFDecoder),
+    (llama, _LlamaDecoder), (llama, _LlamaDecoderByPrompt), (llama, _HFDecoder), (qwen2, _LlamaDecoder),
+    (qwen2, _HFDecoder), (mistral, _LlamaDecoder), (mistral, _LlamaDecoderByPrompt), (gpt2, _HFDecoder),
 ])
 def test_decoder_logits_equal_unpadded_forward(make_model, decoder):
     """Left-padded prompts of different lengths, two rows each, forced tokens, then dropping rows."""
@@ -140,8 +144,7 @@ def test_decoder_logits_equal_unpadded_forward(make_model, decoder):
     got = {(i, j): [] for i in range(3) for j in range(2)}
     slots = [(i, j) for i in range(3) for j in range(2)]
     with torch.no_grad():
-        first = dec.prefill(ids, mask, 4)
-        dec.expand(2)
+        first = dec.prefill(ids, mask, 4, 2)
         logits = first.repeat_interleave(2, 0)
         for t in range(4):
             if t:
@@ -162,15 +165,15 @@ def test_decoder_logits_equal_unpadded_forward(make_model, decoder):
 
 
 @pytest.mark.parametrize("make_model", [llama, qwen2, mistral])
-def test_one_row_per_prompt_logits_equal_unpadded_forward(make_model):
+@pytest.mark.parametrize("prefill_tokens", [1, 4096])
+def test_one_row_per_prompt_logits_equal_unpadded_forward(make_model, prefill_tokens):
     """n = 1 (a verification call) runs on per-row caches: same logits, also after rows are dropped."""
     model = make_model()
     ids, mask = _left_pad(PROMPTS)
-    dec = _LlamaDecoder(model)
+    dec = _LlamaDecoder(model, prefill_tokens=prefill_tokens)
     got, slots = {i: [] for i in range(3)}, [0, 1, 2]
     with torch.no_grad():
-        logits = dec.prefill(ids, mask, 4)
-        dec.expand(1)
+        logits = dec.prefill(ids, mask, 4, 1)
         assert dec.flat
         for t in range(4):
             if t:
