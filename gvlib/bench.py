@@ -3,6 +3,7 @@
     python -m gvlib.bench            # the full grid (a few minutes on a 2-core CPU)
     python -m gvlib.bench --quick    # a smaller grid, under a minute
     python -m gvlib.bench --threads 2   # torch CPU threads (default 1, see below)
+    python -m gvlib.bench --quick --family .cache/gvlib/organism/default   # + the book's own calls
 
 On the CPU the benchmark runs on one thread unless told otherwise: on a machine whose cores are
 busy with other jobs, torch's multi-threaded ops wait on descheduled threads and both sides slow
@@ -23,6 +24,11 @@ seconds on 2 shared cores), which says nothing about either method.
    model FLOP/s (2 × matmul parameters × tokens run through the model: each prompt once, then every
    generated token; attention scores and embeddings not counted) are reported as a fraction of a
    float32 matmul's measured FLOP/s in the same process.
+   With ``--family DIR`` (a family trained by ``make book`` or ``python -m gvlib.organism``), the
+   book's own calls are timed too on its members (:func:`bench_book`): Sudoku generation and
+   CoT-Score verification of those samples, with the model's EOS, where rows stop at different
+   lengths — ``generate`` keeps computing stopped rows until the last one ends, the sampler drops
+   them — so tokens/s counts the tokens each method produced.
 2. Scoring: ``gvlib.kernels.token_logprobs`` against ``log_softmax(logits.float()).gather(...)``
    at vocabularies of 32k and 152k: time (best of ``repeats``) and peak memory above the inputs.
    Peak memory is, on CUDA, ``torch.cuda.max_memory_allocated`` minus the allocation before the
@@ -41,6 +47,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -141,6 +148,47 @@ def matmul_params(model) -> int:
     return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
 
 
+def race(model, prompts: list[list[int]], *, n: int, new_tokens: int, eos_ids: list[int], pad_id: int,
+         repeats: int, device: torch.device) -> dict:
+    """Sample ``n`` continuations of ``prompts`` with ``sample_tokens`` and with ``model.generate``.
+
+    Both run the same prompts in one batch, after a warm-up of each on an eighth of them, then
+    ``repeats`` times alternating (so both see the same machine load). Returns the best wall time
+    of each and the tokens each produced (up to and including an EOS id; all ``new_tokens`` without).
+    """
+    width = max(map(len, prompts))
+    ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts], device=device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    eos = torch.tensor(eos_ids or [-1], device=device)
+    produced = {}
+
+    def ours(count=len(prompts)):
+        out = sample_tokens(model, prompts[:count], n=n, temperature=TEMPERATURE, top_p=TOP_P,
+                            max_new_tokens=new_tokens, eos_token_ids=eos_ids, seed=0, pad_token_id=pad_id)
+        produced["ours"] = sum(len(s) for seqs in out for s in seqs)
+
+    @torch.no_grad()
+    def theirs(count=len(prompts)):
+        out = model.generate(ids[:count], attention_mask=mask[:count], do_sample=True, temperature=TEMPERATURE,
+                             top_p=TOP_P, top_k=0, max_new_tokens=new_tokens, num_return_sequences=n,
+                             pad_token_id=pad_id, eos_token_id=eos_ids or None)[:, width:]
+        # A row's tokens end with its first EOS; generate pads the rest of the row.
+        stopped = torch.isin(out, eos).int().cumsum(dim=1)
+        produced["theirs"] = int(((stopped == 0) | ((stopped == 1) & torch.isin(out, eos))).sum())
+
+    warm_up = max(1, len(prompts) // 8)  # first calls set up kernels and memory; the data need not be full
+    ours(warm_up)
+    theirs(warm_up)
+    t_ours, t_theirs = float("inf"), float("inf")
+    for _ in range(repeats):
+        t_ours = min(t_ours, best_time(ours, 1, device))
+        t_theirs = min(t_theirs, best_time(theirs, 1, device))
+    return {"sampler_s": t_ours, "generate_s": t_theirs, "sampler_tokens": produced["ours"],
+            "generate_tokens": produced["theirs"], "sampler_tok_s": produced["ours"] / t_ours,
+            "generate_tok_s": produced["theirs"] / t_theirs,
+            "speedup": produced["ours"] / t_ours / (produced["theirs"] / t_theirs)}
+
+
 def bench_sampler(grid: Grid, device: torch.device, peak: float) -> list[dict]:
     rows = []
     generator = torch.Generator().manual_seed(0)
@@ -152,36 +200,54 @@ def bench_sampler(grid: Grid, device: torch.device, peak: float) -> list[dict]:
                 low, high = work.prompt_len
                 lengths = torch.randint(low, high + 1, (n_prompts,), generator=generator).tolist()
                 prompts = [torch.randint(3, grid.vocab, (k,), generator=generator).tolist() for k in lengths]
-                width = max(lengths)
-                ids = torch.tensor([[0] * (width - len(p)) + p for p in prompts], device=device)
-                mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
-
-                def ours(count=n_prompts):
-                    sample_tokens(model, prompts[:count], n=work.n, temperature=TEMPERATURE, top_p=TOP_P,
-                                  max_new_tokens=work.new_tokens, eos_token_ids=[], seed=0, pad_token_id=0)
-
-                @torch.no_grad()
-                def theirs(count=n_prompts):
-                    model.generate(ids[:count], attention_mask=mask[:count], do_sample=True,
-                                   temperature=TEMPERATURE, top_p=TOP_P, top_k=0, max_new_tokens=work.new_tokens,
-                                   num_return_sequences=work.n, pad_token_id=0)
-
-                warm_up = max(1, n_prompts // 8)  # first calls set up kernels and memory; the data need not be full
-                ours(warm_up)
-                theirs(warm_up)
-                t_ours, t_theirs = float("inf"), float("inf")
-                for _ in range(grid.repeats):  # alternate, so both see the same machine load
-                    t_ours = min(t_ours, best_time(ours, 1, device))
-                    t_theirs = min(t_theirs, best_time(theirs, 1, device))
-                tokens = n_prompts * work.n * work.new_tokens
-                flops = 2 * matmul_params(model) * (sum(lengths) + tokens)
+                result = race(model, prompts, n=work.n, new_tokens=work.new_tokens, eos_ids=[], pad_id=0,
+                              repeats=grid.repeats, device=device)
+                flops = 2 * matmul_params(model) * (sum(lengths) + result["sampler_tokens"])
                 rows.append({
                     "hidden": hidden, "layers": layers, "params": sum(p.numel() for p in model.parameters()),
                     "workload": work.name, "n": work.n, "rows": n_prompts * work.n, "prompts": n_prompts,
-                    "new_tokens": work.new_tokens, "sampler_tok_s": tokens / t_ours,
-                    "generate_tok_s": tokens / t_theirs, "speedup": t_theirs / t_ours,
-                    "sampler_matmul_fraction": flops / t_ours / peak,
+                    "new_tokens": work.new_tokens, **result,
+                    "sampler_matmul_fraction": flops / result["sampler_s"] / peak,
                 })
+    return rows
+
+
+def bench_book(family_dir: str, grid: Grid, device: torch.device, members: list[str] | None = None) -> list[dict]:
+    """The book's own sampling calls on a trained organism family (``python -m gvlib.organism``).
+
+    For each member: Sudoku generation (n = 8 samples of the first test puzzles) and CoT-Score
+    verification (one verification of each of those samples, ``verifier_max_new_tokens``), each
+    in one batch of :data:`SMALL_MODEL_BATCH_ROWS` rows, with the model's EOS: rows end when the
+    model ends them, so the tokens counted are those each method produced.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from gvlib.organism.tasks import load_task
+
+    task = load_task("organism/sudoku", family=family_dir)
+    names = members or [m["name"] for m in json.loads((Path(family_dir) / "family.json").read_text())["models"]]
+    n = 8
+    examples = task.examples[: SMALL_MODEL_BATCH_ROWS // n]
+    rows = []
+    for name in names:
+        path = Path(family_dir) / name
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device).eval()
+        eos_ids, pad_id = [tokenizer.eos_token_id], tokenizer.pad_token_id
+        encode = lambda texts: [tokenizer(t).input_ids for t in texts]  # noqa: E731
+        gen_prompts = encode([task.generation_prompt(e) for e in examples])
+        gen = race(model, gen_prompts, n=n, new_tokens=task.max_new_tokens, eos_ids=eos_ids, pad_id=pad_id,
+                   repeats=grid.repeats, device=device)
+        samples = sample_tokens(model, gen_prompts, n=n, temperature=TEMPERATURE, top_p=TOP_P,
+                                max_new_tokens=task.max_new_tokens, eos_token_ids=eos_ids, seed=0, pad_token_id=pad_id)
+        candidates = [[tokenizer.decode(s, skip_special_tokens=True) for s in seqs] for seqs in samples]
+        verify_prompts = encode([task.verifier_prompt("cot_score", e, c) for e, cs in zip(examples, candidates)
+                                 for c in cs])
+        verify = race(model, verify_prompts, n=1, new_tokens=task.verifier_max_new_tokens, eos_ids=eos_ids,
+                      pad_id=pad_id, repeats=grid.repeats, device=device)
+        for call, result, prompts, k in (("generate", gen, gen_prompts, n), ("cot_score", verify, verify_prompts, 1)):
+            rows.append({"model": name, "call": call, "n": k, "rows": len(prompts) * k,
+                         "prompt_tokens": sum(map(len, prompts)) / len(prompts), **result})
     return rows
 
 
@@ -272,7 +338,8 @@ def _fmt(value, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def report(machine: dict, peak: float, sampler_rows: list[dict], scorer_rows: list[dict]) -> str:
+def report(machine: dict, peak: float, sampler_rows: list[dict], scorer_rows: list[dict],
+           book_rows: list[dict] | None = None) -> str:
     lines = ["Machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()),
              f"float32 matmul, {machine['torch_threads']} thread(s): {peak / 1e9:.1f} GFLOP/s measured", "",
              f"Sampling at T={TEMPERATURE}, top-p={TOP_P} (best of repeats; tokens/s = generated tokens / wall "
@@ -284,6 +351,18 @@ def report(machine: dict, peak: float, sampler_rows: list[dict], scorer_rows: li
                      f"{r['rows']:>5} {r['new_tokens']:>4} "
                      f"{r['sampler_tok_s']:>14.0f} {r['generate_tok_s']:>15.0f} {r['speedup']:>8.2f}x "
                      f"{r['sampler_matmul_fraction']:>14.1%}")
+    if book_rows is None:
+        lines += ["", "The book's own calls on a trained family: add --family .cache/gvlib/organism/default "
+                  "(after make book)"]
+    else:
+        lines += ["", "The book's own calls on the trained family (Sudoku; rows stop at the model's EOS, "
+                  "tokens/s counts the tokens each method produced)",
+                  f"{'model':>6} {'call':>9} {'n':>3} {'rows':>5} {'prompt':>6} {'sampler tok/s':>14} "
+                  f"{'generate tok/s':>15} {'speed-up':>9} {'sampler s':>10} {'generate s':>11}"]
+        for r in book_rows:
+            lines.append(f"{r['model']:>6} {r['call']:>9} {r['n']:>3} {r['rows']:>5} {r['prompt_tokens']:>6.0f} "
+                         f"{r['sampler_tok_s']:>14.0f} {r['generate_tok_s']:>15.0f} {r['speedup']:>8.2f}x "
+                         f"{r['sampler_s']:>10.2f} {r['generate_s']:>11.2f}")
     lines += ["", "Scoring: token_logprobs vs log_softmax(logits.float()).gather (peak = memory above the inputs; "
               "err = max |difference| from float64 log_softmax)",
               f"{'vocab':>7} {'dtype':>9} {'rows':>5} {'input MiB':>9} {'fused ms':>9} {'naive ms':>9} "
@@ -305,6 +384,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1; 0: torch's choice)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    parser.add_argument("--family", metavar="DIR",
+                        help="also time the book's own calls on this trained organism family (every member; "
+                             "with --quick the largest)")
     args = parser.parse_args(argv)
     if args.threads < 0:
         parser.error(f"--threads must be >= 0, got {args.threads}")
@@ -314,9 +396,14 @@ def main(argv: list[str] | None = None) -> dict:
     device = torch.device(args.device)
     machine = describe_machine(device)
     peak = matmul_flops(device, 512 if args.quick else 1024, grid.repeats)
+    if args.family is not None and not (Path(args.family) / "family.json").is_file():
+        parser.error(f"--family {args.family}: no family.json there (train one with python -m gvlib.organism)")
     results = {"machine": machine, "matmul_flops": peak, "grid": grid.__dict__,
                "sampler": bench_sampler(grid, device, peak), "scorer": bench_scorer(grid, device)}
-    print(report(machine, peak, results["sampler"], results["scorer"]))
+    if args.family is not None:
+        members = [m["name"] for m in json.loads((Path(args.family) / "family.json").read_text())["models"]]
+        results["book"] = bench_book(args.family, grid, device, members[-1:] if args.quick else members)
+    print(report(machine, peak, results["sampler"], results["scorer"], results.get("book")))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -281,3 +281,20 @@ def test_longest_documents_fit_the_rows(preset):
         assert len(doc.split()) + 2 <= p.train.seq_len, (name, len(doc.split()))
         assert len(task.verifier_target("cot_binary", ex, gold).split()) < task.verifier_max_new_tokens
         assert len(gold.split()) < task.max_new_tokens
+
+
+def test_bench_times_the_books_calls_on_a_trained_family(family_run):
+    import torch
+
+    from gvlib.bench import Grid, bench_book
+
+    _, out, _, _ = family_run
+    grid = Grid(sizes=(), workloads=(), rows=(), vocab=1, score_rows=1, repeats=1)
+    rows = bench_book(str(out), grid, torch.device("cpu"), members=["b"])
+    assert [(r["model"], r["call"], r["n"]) for r in rows] == [("b", "generate", 8), ("b", "cot_score", 1)]
+    task = load_task("organism/sudoku", family=out)
+    for r, new in zip(rows, (task.max_new_tokens, task.verifier_max_new_tokens)):
+        # every row produces at least one token and at most max_new_tokens, with either method
+        for key in ("sampler_tokens", "generate_tokens"):
+            assert r["rows"] <= r[key] <= r["rows"] * new
+        assert r["sampler_s"] > 0 and r["generate_s"] > 0 and r["prompt_tokens"] > 5

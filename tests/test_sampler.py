@@ -274,6 +274,7 @@ def test_bench_sampler_runs_the_same_work_on_both_sides():
                 vocab=20, score_rows=1, repeats=1)
     (row,) = bench_sampler(grid, torch.device("cpu"), peak=1e9)
     assert row["rows"] == 8 and row["prompts"] == 2 and row["new_tokens"] == 3
+    assert row["sampler_tokens"] == row["generate_tokens"] == 8 * 3  # no EOS: every row runs to the end
     assert row["sampler_tok_s"] > 0 and row["generate_tok_s"] > 0 and row["sampler_matmul_fraction"] > 0
 
 
