@@ -1,6 +1,7 @@
 """A tiny random Llama and a BPE tokenizer, built at test time (a few seconds, no download)."""
 from __future__ import annotations
 
+import os
 import string
 from pathlib import Path
 
@@ -12,7 +13,9 @@ CORPUS = ["Judge the correctness of the following solution of the problem. Answe
           "or Incorrect. Problem: Solution: Judge: Correct Incorrect The answer is 42. Q: A: "
           "Correctness: <correct> <incorrect> Score: 10 Preferred solution: <A> <B>"] * 4
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# The workplace's real GSM8K / NQ-open / MATH-500 files: ../shared/data next to the checkout, or
+# $GVLIB_TEST_DATA (tests that need them are skipped, with this path in the reason, when absent).
+DATA = Path(os.environ.get("GVLIB_TEST_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
 def tiny_tokenizer(vocab_size: int = 320, style: str = "bytelevel") -> PreTrainedTokenizerFast:
