@@ -1,11 +1,13 @@
 # The two commands of the README:
 #   make book   set up .venv, train (or reuse) the organism, execute the notebooks, build the HTML
 #   make test   set up .venv and run the tests
-# Both create or reuse the virtual environment .venv from the pinned requirements.txt.
+# Both create or reuse the virtual environment .venv from the pinned requirements.txt; make test
+# adds requirements-test.txt (Triton, to test the GPU kernel on the CPU through its interpreter).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.test-installed
 
 .PHONY: book test venv clean
 
@@ -22,7 +24,11 @@ $(STAMP): requirements.txt pyproject.toml
 book: $(STAMP)
 	$(PY) -m gvlib.build $(ARGS)
 
-test: $(STAMP)
+$(TEST_STAMP): $(STAMP) requirements-test.txt
+	$(PY) -m pip install --quiet -r requirements-test.txt
+	touch $(TEST_STAMP)
+
+test: $(TEST_STAMP)
 	$(PY) -m pytest -q $(ARGS)
 
 clean:
