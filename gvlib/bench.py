@@ -14,13 +14,13 @@ seconds on 2 shared cores), which says nothing about either method.
    ``gvlib.sampler.sample_tokens`` against ``model.generate`` on random Llama models sized like the
    organism family, for the same prompts (left-padded, different lengths), the same n, the same
    number of new tokens (no EOS, so both produce exactly the same number of tokens), in batches of
-   ``rows`` rows (prompt × sample). Two workloads are the book's own calls: ``generate``, n = 8
-   samples of a ~30-token prompt (a Sudoku puzzle, 24 new tokens) and ``verify``, one
-   chain-of-thought verification of each of many ~75-token prompts (a puzzle and a candidate), at
-   the organism's batch of :data:`gvlib.backends.hf.SMALL_MODEL_BATCH_ROWS` rows and at the 64 rows used
-   before; ``n16`` (16 samples of short prompts) is the general case. Each timing is the best of
-   ``repeats`` runs, sampler and ``generate`` alternating, after a warm-up of each on an eighth of the
-   prompts. The sampler's
+   ``rows`` rows (prompt × sample). Two workloads have the shape of the book's own calls (measured on
+   the default family): ``generate``, n = 8 samples of a 22-token Sudoku prompt (24 new tokens at
+   most; the family writes 20) and ``verify``, one CoT-Score verification of each of many 45-token
+   prompts (a puzzle and a candidate; the family writes 75 tokens), at the organism's batch of
+   :data:`gvlib.backends.hf.SMALL_MODEL_BATCH_ROWS` rows and at 64 rows; ``n16`` (16 samples of
+   short prompts) is the general case. Each timing is the best of ``repeats`` runs, sampler and
+   ``generate`` alternating, after a warm-up of each on an eighth of the prompts. The sampler's
    model FLOP/s (2 × matmul parameters × tokens run through the model: each prompt once, then every
    generated token; attention scores and embeddings not counted) are reported as a fraction of a
    float32 matmul's measured FLOP/s in the same process.
@@ -46,7 +46,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -68,8 +68,8 @@ class Workload:
     new_tokens: int
 
 
-GENERATE = Workload("generate", n=8, prompt_len=(24, 36), new_tokens=24)
-VERIFY = Workload("verify", n=1, prompt_len=(60, 90), new_tokens=60)
+GENERATE = Workload("generate", n=8, prompt_len=(20, 24), new_tokens=24)
+VERIFY = Workload("verify", n=1, prompt_len=(40, 50), new_tokens=75)
 N16 = Workload("n16", n=16, prompt_len=(24, 36), new_tokens=40)
 
 
@@ -390,15 +390,15 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.threads < 0:
         parser.error(f"--threads must be >= 0, got {args.threads}")
+    if args.family is not None and not (Path(args.family) / "family.json").is_file():
+        parser.error(f"--family {args.family}: no family.json there (train one with python -m gvlib.organism)")
     if args.threads:
         torch.set_num_threads(args.threads)  # for the whole process, which does nothing else
     grid = QUICK if args.quick else FULL
     device = torch.device(args.device)
     machine = describe_machine(device)
     peak = matmul_flops(device, 512 if args.quick else 1024, grid.repeats)
-    if args.family is not None and not (Path(args.family) / "family.json").is_file():
-        parser.error(f"--family {args.family}: no family.json there (train one with python -m gvlib.organism)")
-    results = {"machine": machine, "matmul_flops": peak, "grid": grid.__dict__,
+    results = {"machine": machine, "matmul_flops": peak, "grid": asdict(grid),
                "sampler": bench_sampler(grid, device, peak), "scorer": bench_scorer(grid, device)}
     if args.family is not None:
         members = [m["name"] for m in json.loads((Path(args.family) / "family.json").read_text())["models"]]

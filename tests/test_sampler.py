@@ -278,6 +278,22 @@ def test_bench_sampler_runs_the_same_work_on_both_sides():
     assert row["sampler_tok_s"] > 0 and row["generate_tok_s"] > 0 and row["sampler_matmul_fraction"] > 0
 
 
+def test_bench_main_prints_and_writes_json(tmp_path, monkeypatch, capsys):
+    import json
+
+    import gvlib.bench as bench
+
+    tiny = Grid(sizes=((32, 1),), workloads=(Workload("w", n=2, prompt_len=(2, 4), new_tokens=2),), rows=(4,),
+                vocab=20, score_rows=1, repeats=1)
+    monkeypatch.setattr(bench, "QUICK", tiny)
+    bench.main(["--quick", "--json", str(tmp_path / "bench.json")])
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert saved["grid"]["workloads"][0]["name"] == "w" and len(saved["sampler"]) == 1 and len(saved["scorer"]) == 4
+    assert "speed-up" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        bench.main(["--quick", "--family", str(tmp_path)])  # no family.json there
+
+
 def test_rejects_bad_arguments():
     model = llama()
     for kw, name in [(dict(n=0), "n"), (dict(temperature=-1.0), "temperature"), (dict(top_p=0.0), "top_p"),
