@@ -212,40 +212,39 @@ def bench_sampler(grid: Grid, device: torch.device, peak: float) -> list[dict]:
     return rows
 
 
+def family_members(family_dir: str | Path) -> list[str]:
+    """Member names of a trained organism family, smallest first (its ``family.json``)."""
+    return [m["name"] for m in json.loads((Path(family_dir) / "family.json").read_text())["models"]]
+
+
 def bench_book(family_dir: str, grid: Grid, device: torch.device, members: list[str] | None = None) -> list[dict]:
     """The book's own sampling calls on a trained organism family (``python -m gvlib.organism``).
 
-    For each member: Sudoku generation (n = 8 samples of the first test puzzles) and CoT-Score
-    verification (one verification of each of those samples, ``verifier_max_new_tokens``), each
-    in one batch of :data:`SMALL_MODEL_BATCH_ROWS` rows, with the model's EOS: rows end when the
-    model ends them, so the tokens counted are those each method produced.
+    For each member, loaded as the notebooks load it (:class:`gvlib.backends.hf.HFBackend`): Sudoku
+    generation (n = 8 samples of the first test puzzles) and CoT-Score verification (one
+    verification of each of those samples, ``verifier_max_new_tokens``), each in one batch of
+    :data:`SMALL_MODEL_BATCH_ROWS` rows, with the model's EOS: rows end when the model ends them,
+    so the tokens counted are those each method produced.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    from gvlib.backends.base import SamplingParams
+    from gvlib.backends.hf import HFBackend
     from gvlib.organism.tasks import load_task
 
     task = load_task("organism/sudoku", family=family_dir)
-    names = members or [m["name"] for m in json.loads((Path(family_dir) / "family.json").read_text())["models"]]
     n = 8
     examples = task.examples[: SMALL_MODEL_BATCH_ROWS // n]
     rows = []
-    for name in names:
-        path = Path(family_dir) / name
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device).eval()
-        eos_ids, pad_id = [tokenizer.eos_token_id], tokenizer.pad_token_id
-        encode = lambda texts: [tokenizer(t).input_ids for t in texts]  # noqa: E731
-        gen_prompts = encode([task.generation_prompt(e) for e in examples])
-        gen = race(model, gen_prompts, n=n, new_tokens=task.max_new_tokens, eos_ids=eos_ids, pad_id=pad_id,
-                   repeats=grid.repeats, device=device)
-        samples = sample_tokens(model, gen_prompts, n=n, temperature=TEMPERATURE, top_p=TOP_P,
-                                max_new_tokens=task.max_new_tokens, eos_token_ids=eos_ids, seed=0, pad_token_id=pad_id)
-        candidates = [[tokenizer.decode(s, skip_special_tokens=True) for s in seqs] for seqs in samples]
-        verify_prompts = encode([task.verifier_prompt("cot_score", e, c) for e, cs in zip(examples, candidates)
-                                 for c in cs])
-        verify = race(model, verify_prompts, n=1, new_tokens=task.verifier_max_new_tokens, eos_ids=eos_ids,
-                      pad_id=pad_id, repeats=grid.repeats, device=device)
-        for call, result, prompts, k in (("generate", gen, gen_prompts, n), ("cot_score", verify, verify_prompts, 1)):
+    for name in members or family_members(family_dir):
+        backend = HFBackend.from_pretrained(str(Path(family_dir) / name), device=device.type, dtype="float32")
+        generation = [task.generation_prompt(e) for e in examples]
+        candidates = backend.sample(generation, SamplingParams(n=n, temperature=TEMPERATURE, top_p=TOP_P,
+                                                               max_new_tokens=task.max_new_tokens))
+        verification = [task.verifier_prompt("cot_score", e, c) for e, cs in zip(examples, candidates) for c in cs]
+        for call, texts, k, new in (("generate", generation, n, task.max_new_tokens),
+                                    ("cot_score", verification, 1, task.verifier_max_new_tokens)):
+            prompts = backend._encode(texts)
+            result = race(backend.model, prompts, n=k, new_tokens=new, eos_ids=backend.eos_ids,
+                          pad_id=backend.pad_id, repeats=grid.repeats, device=device)
             rows.append({"model": name, "call": call, "n": k, "rows": len(prompts) * k,
                          "prompt_tokens": sum(map(len, prompts)) / len(prompts), **result})
     return rows
@@ -401,7 +400,7 @@ def main(argv: list[str] | None = None) -> dict:
     results = {"machine": machine, "matmul_flops": peak, "grid": asdict(grid),
                "sampler": bench_sampler(grid, device, peak), "scorer": bench_scorer(grid, device)}
     if args.family is not None:
-        members = [m["name"] for m in json.loads((Path(args.family) / "family.json").read_text())["models"]]
+        members = family_members(args.family)
         results["book"] = bench_book(args.family, grid, device, members[-1:] if args.quick else members)
     print(report(machine, peak, results["sampler"], results["scorer"], results.get("book")))
     if args.json:

@@ -182,18 +182,19 @@ class _LlamaDecoder:
         dtype = self.model.model.embed_tokens.weight.dtype
         width = length + max_new_tokens if self.flat else length
         shape = (p, self.kv_heads, width, self.head_dim)
-        prompt_keys = [ids.new_zeros(shape, dtype=dtype) for _ in self.layers]
-        prompt_values = [ids.new_zeros(shape, dtype=dtype) for _ in self.layers]
+        # Columns are written before they are read, except a chunk's cut padding (zeroed per chunk).
+        prompt_keys = [ids.new_empty(shape, dtype=dtype) for _ in self.layers]
+        prompt_values = [ids.new_empty(shape, dtype=dtype) for _ in self.layers]
         lengths = mask.sum(-1)
         rows = max(1, self.prefill_tokens // length)
         last = []
         for start in range(0, p, rows):
             skip = length - int(lengths[start:start + rows].max())
             chunk = slice(start, start + rows)
-            x = self._prefill_chunk(ids[chunk, skip:], mask[chunk, skip:], prompt_keys, prompt_values, chunk, skip)
-            last.append(x)
+            last.append(self._prefill_chunk(ids[chunk, skip:], mask[chunk, skip:], prompt_keys, prompt_values,
+                                            chunk, skip))
         self.next_position = lengths.repeat_interleave(per_group)
-        bias = torch.where(mask.bool(), 0.0, float("-inf")).to(torch.float32)[:, None, None, :]
+        bias = torch.where(mask.bool(), 0.0, float("-inf"))[:, None, None, :]
         if self.flat:
             self.prompt_len = length
             self.keys, self.values = prompt_keys, prompt_values
@@ -217,6 +218,8 @@ class _LlamaDecoder:
         x, rope = self._embed(ids, positions)
         for layer, layer_keys, layer_values in zip(self.layers, keys, values):
             q, k, v = self._qkv(layer.self_attn, _rms_norm(x, layer.input_layernorm), rope)
+            layer_keys[rows, :, :skip] = 0  # masked, but must be finite: 0 × NaN would poison the sum
+            layer_values[rows, :, :skip] = 0
             layer_keys[rows, :, skip:skip + length] = k
             layer_values[rows, :, skip:skip + length] = v
             o = F.scaled_dot_product_attention(
