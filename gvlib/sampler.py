@@ -5,20 +5,27 @@
 the same thousands of times on a CPU, where ``generate``'s per-step overhead and its per-row prefill
 dominate. Here
 
-- each distinct prompt is prefilled once, and its KV cache serves all its ``n`` rows; prompts are
-  prefilled a few thousand tokens at a time, each chunk padded only to its own longest prompt;
-- prompts of different lengths are left-padded, with the attention mask and position ids that make
-  each row's logits equal to those of the unpadded prompt alone;
+- the model runs once per distinct sequence, not once per sample. Each distinct prompt is prefilled
+  once for all its samples and all its copies in the call (a verifier asked about the same answer
+  twice sees the same prompt); its samples then share one row of the batch, and one KV cache, for
+  as long as they have drawn the same tokens, and part ways (the row is copied) where they differ.
+  Every sample draws its own token, with its own uniform, from its row's distribution, so samples
+  are as independent as ``generate``'s. A confident model's samples stay together for most steps:
+  the organism's strongest members repeat most of their answers and of their verifications;
+- prompts are prefilled a few thousand tokens at a time, each chunk padded only to its own longest
+  prompt, left-padded, with the attention mask and position ids that make each row's logits equal
+  to those of the unpadded prompt alone;
+- each row's KV cache is preallocated to its final length, and a step is one attention call per
+  layer on a slice of it;
 - temperature and top-p (the same rule as ``transformers``' ``TopPLogitsWarper``) act on tensors,
   and draws come from one seeded ``torch.Generator``: the same call gives the same tokens;
-- rows that emitted an EOS id leave the batch (once a quarter of it has stopped), and the loop ends
-  when every row has stopped.
+- samples that emitted an EOS id stop; rows no sample reads any more leave the batch once they are
+  a quarter of it, and the loop ends when every sample has stopped.
 
 Two decoders drive the model. ``_LlamaDecoder`` runs a Llama-like model (Llama, Qwen2, Mistral with
-full attention, plain ``nn.Linear`` projections) directly on its weights: each prompt's KV cache is
-stored once and attended to by all its rows in one matrix product (shared-prefix attention), and
-the generated tokens' keys and values go into per-row tensors preallocated to their final length.
-``_HFDecoder`` runs any other causal LM through its own forward with a ``DynamicCache``. Both are checked against the model's unpadded forward in tests.
+full attention, plain ``nn.Linear`` projections) directly on its weights; ``_HFDecoder`` runs any
+other causal LM through its own forward with a ``DynamicCache``. Both are checked against the
+model's unpadded forward in tests.
 """
 from __future__ import annotations
 
@@ -75,16 +82,21 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return logits.masked_fill(removed, float("-inf"))
 
 
-def _draw(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> torch.Tensor:
-    """One token per row: greedy at temperature 0, else a draw from softmax(top_p_filter(logits / T)).
+def _draw(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator,
+          rows: torch.Tensor | None = None) -> torch.Tensor:
+    """One token per draw: greedy at temperature 0, else a draw from softmax(top_p_filter(logits / T)).
 
-    The draw inverts the cumulative distribution with one uniform per row (float64), which has the
-    same distribution as ``torch.multinomial`` and needs no random number per vocabulary entry.
+    Draw i reads row ``rows[i]`` of ``logits`` (default: one draw per row), so the distribution of a
+    row read by many draws is computed once. A draw inverts the cumulative distribution with its own
+    uniform (float64), which has the same distribution as ``torch.multinomial`` and needs no random
+    number per vocabulary entry.
     """
+    if rows is None:
+        rows = torch.arange(len(logits), device=logits.device)
     if temperature == 0.0:
-        return logits.argmax(dim=-1)
+        return logits.argmax(dim=-1).index_select(0, rows)
     scores = top_p_filter(logits.float() / temperature, top_p)
-    cdf = scores.softmax(dim=-1).double().cumsum(dim=-1)
+    cdf = scores.softmax(dim=-1).double().cumsum(dim=-1).index_select(0, rows)
     u = torch.rand(len(cdf), 1, generator=generator, dtype=torch.float64, device=cdf.device) * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True).clamp_(max=cdf.shape[-1] - 1).squeeze(-1)
 
@@ -121,13 +133,12 @@ def supports_fast_path(model: nn.Module, total_len: int = 0) -> bool:
 
 
 class _LlamaDecoder:
-    """A Llama-like model's forward on its own weights, with shared-prefix attention.
+    """A Llama-like model's forward on its own weights, one preallocated KV cache per batch row.
 
-    The batch is ``groups`` prompts × ``per_group`` rows. Each prompt's KV cache is kept once (not
-    copied per row) and attended to with one matrix product per prompt for all its rows; the
-    generated tokens' keys and values live in per-row tensors preallocated to ``max_new_tokens``.
-    With one row per prompt there is nothing to share, and each row gets one preallocated cache of
-    its prompt and new tokens instead (see :meth:`prefill`).
+    A row's cache holds its prompt's keys and values (left-padded, masked) followed by room for
+    ``max_new_tokens`` new ones; a step writes the new token's key and value and attends over a slice.
+    The caches have room for ``capacity`` rows, of which the first ``rows`` are the batch: a fork
+    appends copies of rows, so rows that do not part are never copied.
     """
 
     def __init__(self, model: nn.Module, prefill_tokens: int = PREFILL_TOKENS):
@@ -164,51 +175,37 @@ class _LlamaDecoder:
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.lm_head(_rms_norm(x, self.model.model.norm))
 
-    def prefill(self, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, per_group: int) -> torch.Tensor:
-        """Run left-padded prompts ``ids`` (mask 1 on real tokens); return each prompt's last logits.
+    def prefill(self, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, capacity: int) -> torch.Tensor:
+        """Run left-padded prompts ``ids`` (mask 1 on real tokens), one row each; return their last logits.
 
         Prompts run ``prefill_tokens`` padded tokens at a time, each chunk trimmed to its own longest
         prompt, so that the activations stay in the CPU's cache and a chunk of short prompts skips
         the batch's padding (measured 1.9x faster than one pass over 512 prompts of 60-90 tokens).
-        Their keys and values go straight into the caches that decoding reads, laid out for
-        ``per_group`` rows per prompt (row r belongs to prompt r // per_group). With one row per
-        prompt (a verification call) nothing is shared: each row's cache holds its prompt's keys and
-        values followed by room for the new ones, and a step is one attention call per layer on a
-        slice of it (measured 1.1-1.4x faster than the shared-prefix path there).
+        Their keys and values go straight into the caches that decoding reads.
         """
         p, length = ids.shape
-        self.groups, self.per_group, self.flat = p, per_group, per_group == 1
-        self.max_new_tokens, self.generated = max_new_tokens, 0
+        self.prompt_len, self.generated, self.rows = length, 0, p
         dtype = self.model.model.embed_tokens.weight.dtype
-        width = length + max_new_tokens if self.flat else length
-        shape = (p, self.kv_heads, width, self.head_dim)
+        shape = (max(capacity, p), self.kv_heads, length + max_new_tokens, self.head_dim)
         # Columns are written before they are read, except a chunk's cut padding (zeroed per chunk).
-        prompt_keys = [ids.new_empty(shape, dtype=dtype) for _ in self.layers]
-        prompt_values = [ids.new_empty(shape, dtype=dtype) for _ in self.layers]
+        self.keys = [ids.new_empty(shape, dtype=dtype) for _ in self.layers]
+        self.values = [ids.new_empty(shape, dtype=dtype) for _ in self.layers]
         lengths = mask.sum(-1)
         rows = max(1, self.prefill_tokens // length)
         last = []
         for start in range(0, p, rows):
             skip = length - int(lengths[start:start + rows].max())
-            chunk = slice(start, start + rows)
-            last.append(self._prefill_chunk(ids[chunk, skip:], mask[chunk, skip:], prompt_keys, prompt_values,
-                                            chunk, skip))
-        self.next_position = lengths.repeat_interleave(per_group)
-        bias = torch.where(mask.bool(), 0.0, float("-inf"))[:, None, None, :]
-        if self.flat:
-            self.prompt_len = length
-            self.keys, self.values = prompt_keys, prompt_values
-            self.bias = torch.cat([bias, bias.new_zeros(p, 1, 1, max_new_tokens)], dim=-1).to(dtype)
-        else:
-            self.prefix_keys, self.prefix_values, self.prefix_bias = prompt_keys, prompt_values, bias
-            new = (p * per_group, self.kv_heads, max_new_tokens, self.head_dim)
-            self.keys = [ids.new_empty(new, dtype=dtype) for _ in self.layers]
-            self.values = [ids.new_empty(new, dtype=dtype) for _ in self.layers]
+            chunk = slice(start, min(start + rows, p))
+            last.append(self._prefill_chunk(ids[chunk, skip:], mask[chunk, skip:], chunk, skip))
+        self.next_position = lengths.new_empty(shape[0])
+        self.next_position[:p] = lengths
+        self.bias = ids.new_zeros((shape[0], 1, 1, shape[2]), dtype=dtype)
+        self.bias[:p, ..., :length].masked_fill_(~mask.bool()[:, None, None, :], float("-inf"))
         return self._logits(torch.cat(last))
 
-    def _prefill_chunk(self, ids, mask, keys, values, rows: slice, skip: int) -> torch.Tensor:
-        """Prefill prompts ``rows`` (left-padded, first ``skip`` padding columns cut); keys and values
-        go to columns ``skip:`` of ``keys``/``values``; returns the last position's hidden state."""
+    def _prefill_chunk(self, ids, mask, rows: slice, skip: int) -> torch.Tensor:
+        """Prefill prompts ``rows`` (left-padded, first ``skip`` padding columns cut); their keys and
+        values go to columns ``skip:`` of the caches; returns the last position's hidden state."""
         p, length = ids.shape
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         causal = torch.ones(length, length, dtype=torch.bool, device=ids.device).tril()
@@ -216,7 +213,7 @@ class _LlamaDecoder:
         eye = torch.eye(length, dtype=torch.bool, device=ids.device)
         attn_mask = ((causal & mask.bool()[:, None, :]) | eye)[:, None]
         x, rope = self._embed(ids, positions)
-        for layer, layer_keys, layer_values in zip(self.layers, keys, values):
+        for layer, layer_keys, layer_values in zip(self.layers, self.keys, self.values):
             q, k, v = self._qkv(layer.self_attn, _rms_norm(x, layer.input_layernorm), rope)
             layer_keys[rows, :, :skip] = 0  # masked, but must be finite: 0 × NaN would poison the sum
             layer_values[rows, :, :skip] = 0
@@ -228,65 +225,38 @@ class _LlamaDecoder:
             x = self._finish_layer(layer, x, o.transpose(1, 2).reshape(p, length, -1))
         return x[:, -1]
 
-    def keep(self, rows: torch.Tensor, groups: torch.Tensor, per_group: int) -> None:
-        """Keep batch rows ``rows``, which are ``per_group`` rows of each prompt in ``groups``."""
-        self.keys = [k.index_select(0, rows) for k in self.keys]
-        self.values = [v.index_select(0, rows) for v in self.values]
-        self.next_position = self.next_position.index_select(0, rows)
-        if self.flat:
-            self.bias = self.bias.index_select(0, rows)
-            return
-        self.prefix_keys = [k.index_select(0, groups) for k in self.prefix_keys]
-        self.prefix_values = [v.index_select(0, groups) for v in self.prefix_values]
-        self.prefix_bias = self.prefix_bias.index_select(0, groups)
-        self.groups, self.per_group = len(groups), per_group
+    def fork(self, rows: torch.Tensor) -> None:
+        """Append copies of rows ``rows`` to the batch (only the columns written so far are copied)."""
+        self._place(rows, self.rows)
+        self.rows += len(rows)
 
-    def _attend_flat(self, i: int, q, k, v, t: int) -> torch.Tensor:
-        """Store token t's key/value in row caches of layer i; attend over the prompt and tokens 0..t."""
-        end = self.prompt_len + t + 1
-        self.keys[i][:, :, end - 1] = k[:, :, 0]
-        self.values[i][:, :, end - 1] = v[:, :, 0]
-        o = F.scaled_dot_product_attention(
-            q, self.keys[i][:, :, :end], self.values[i][:, :, :end], attn_mask=self.bias[..., :end],
-            scale=self.scale, enable_gqa=self.heads != self.kv_heads,
-        )
-        return o.transpose(1, 2).reshape(len(q), 1, -1)
+    def keep(self, rows: torch.Tensor) -> None:
+        """The batch becomes rows ``rows`` of the current one, in that order."""
+        self._place(rows, 0)
+        self.rows = len(rows)
 
-    def _attend_shared(self, i: int, q, k, v, t: int) -> torch.Tensor:
-        """Store token t's key/value of layer i; attend over the shared prompt cache and tokens 0..t."""
-        self.keys[i][:, :, t] = k[:, :, 0]
-        self.values[i][:, :, t] = v[:, :, 0]
-        return self._attend_step(q, self.prefix_keys[i], self.prefix_values[i],
-                                 self.keys[i][:, :, : t + 1], self.values[i][:, :, : t + 1])
-
-    def _attend_step(self, q, prefix_k, prefix_v, keys, values) -> torch.Tensor:
-        """softmax over [prompt keys, generated keys] for one query per row; returns (rows, hidden)."""
-        g, m, kv, d = self.groups, self.per_group, self.kv_heads, self.head_dim
-        r = self.heads // kv  # query heads per key head (grouped-query attention)
-        rows = g * m
-        # Query head kv * r + j reads key head kv (transformers' repeat_kv): fold j into the query axis.
-        q_rows = q.reshape(rows, kv, r, d)
-        q_groups = q_rows.view(g, m, kv, r, d).permute(0, 2, 1, 3, 4).reshape(g, kv, m * r, d)
-        s_prefix = torch.matmul(q_groups, prefix_k.transpose(-1, -2)).float() * self.scale + self.prefix_bias
-        s_prefix = s_prefix.view(g, kv, m, r, -1).permute(0, 2, 1, 3, 4).reshape(rows, kv, r, -1)
-        s_new = torch.matmul(q_rows, keys.transpose(-1, -2)).float() * self.scale
-        weights = torch.cat([s_prefix, s_new], dim=-1).softmax(dim=-1).to(q.dtype)
-        w_prefix, w_new = weights.split([s_prefix.shape[-1], s_new.shape[-1]], dim=-1)
-        w_prefix = w_prefix.reshape(g, m, kv, r, -1).permute(0, 2, 1, 3, 4).reshape(g, kv, m * r, -1)
-        o_prefix = torch.matmul(w_prefix, prefix_v).view(g, kv, m, r, d).permute(0, 2, 1, 3, 4)
-        o = o_prefix.reshape(rows, kv, r, d) + torch.matmul(w_new, values)
-        return o.reshape(rows, 1, self.heads * d)
+    def _place(self, rows: torch.Tensor, at: int) -> None:
+        end, new = self.prompt_len + self.generated, slice(at, at + len(rows))
+        for cache in (*self.keys, *self.values):
+            cache[new, :, :end] = cache[:, :, :end].index_select(0, rows)
+        self.bias[new] = self.bias.index_select(0, rows)
+        self.next_position[new] = self.next_position.index_select(0, rows)
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         """Feed one token per row; return the next logits (rows, vocab)."""
-        t = self.generated
-        x, rope = self._embed(tokens[:, None], self.next_position[:, None])
-        for i, layer in enumerate(self.layers):
+        end, n = self.prompt_len + self.generated + 1, self.rows
+        x, rope = self._embed(tokens[:, None], self.next_position[:n, None])
+        for layer, keys, values in zip(self.layers, self.keys, self.values):
             q, k, v = self._qkv(layer.self_attn, _rms_norm(x, layer.input_layernorm), rope)
-            o = self._attend_flat(i, q, k, v, t) if self.flat else self._attend_shared(i, q, k, v, t)
-            x = self._finish_layer(layer, x, o)
+            keys[:n, :, end - 1] = k[:, :, 0]
+            values[:n, :, end - 1] = v[:, :, 0]
+            o = F.scaled_dot_product_attention(
+                q, keys[:n, :, :end], values[:n, :, :end], attn_mask=self.bias[:n, ..., :end],
+                scale=self.scale, enable_gqa=self.heads != self.kv_heads,
+            )
+            x = self._finish_layer(layer, x, o.transpose(1, 2).reshape(len(q), 1, -1))
         self.generated += 1
-        self.next_position = self.next_position + 1
+        self.next_position[:n] += 1
         return self._logits(x[:, -1])
 
 
@@ -306,18 +276,16 @@ class _HFDecoder:
         )
         return out.logits[:, -1]
 
-    def prefill(self, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, per_group: int) -> torch.Tensor:
+    def prefill(self, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, capacity: int) -> torch.Tensor:
         self.mask = mask
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         self.next_position = positions[:, -1] + 1
-        logits = self._forward(ids, positions)
-        self._select(torch.arange(len(mask), device=mask.device).repeat_interleave(per_group))
-        return logits
+        return self._forward(ids, positions)
 
-    def keep(self, rows: torch.Tensor, groups: torch.Tensor, per_group: int) -> None:
-        self._select(rows)
+    def fork(self, rows: torch.Tensor) -> None:
+        self.keep(torch.cat([torch.arange(len(self.mask), device=rows.device), rows]))
 
-    def _select(self, rows: torch.Tensor) -> None:
+    def keep(self, rows: torch.Tensor) -> None:
         self.cache.batch_select_indices(rows)
         self.mask = self.mask.index_select(0, rows)
         self.next_position = self.next_position.index_select(0, rows)
@@ -352,28 +320,16 @@ def _chunks(counts: Sequence[tuple[int, int]], batch_size: int | None) -> list[l
     return batches
 
 
-def _shrink(done: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int] | None:
-    """A smaller layout once stopped rows fill a quarter of the (groups, per_group) batch, else None.
-
-    Returns the batch rows to keep (each kept prompt's running rows first), the kept prompts and
-    the new rows per prompt.
-    """
-    groups, per_group = done.shape
-    running = (~done).sum(dim=1)
-    kept_groups = (running > 0).nonzero().squeeze(-1)
-    new_per_group = int(running.max())
-    if 4 * len(kept_groups) * new_per_group > 3 * groups * per_group:
-        return None
-    order = torch.argsort(done.to(torch.int8), dim=1, stable=True)[kept_groups, :new_per_group]
-    rows = (kept_groups[:, None] * per_group + order).reshape(-1)
-    return rows, kept_groups, new_per_group
-
-
 def _sample_batch(
     model, prompts: list[list[int]], counts: list[int], *, temperature, top_p, max_new_tokens,
     eos: torch.Tensor, pad_token_id: int, generator: torch.Generator,
 ) -> list[list[int]]:
-    """Sample ``counts[i]`` continuations of ``prompts[i]`` in one batch; rows in prompt order."""
+    """Sample ``counts[i]`` continuations of distinct ``prompts[i]`` in one batch; samples in prompt order.
+
+    The decoder's rows are the distinct sequences so far. ``row[i]`` is the row sample i reads. After
+    each draw, the samples of a row that drew different tokens part: the first token keeps the row,
+    each other one gets a copy of it appended to the batch.
+    """
     device = eos.device
     length = max(len(p) for p in prompts)
     ids = torch.full((len(prompts), length), pad_token_id, dtype=torch.long, device=device)
@@ -381,40 +337,47 @@ def _sample_batch(
     for i, p in enumerate(prompts):
         ids[i, length - len(p):] = torch.tensor(p, dtype=torch.long, device=device)
         mask[i, length - len(p):] = 1
-    # Batch layout: per_group rows per prompt; prompts with fewer samples get idle rows, which
-    # write their tokens into a spare output row (index ``total``) and count as stopped.
-    total, per_group = sum(counts), max(counts)
+    total = sum(counts)
     decoder = _make_decoder(model, length + max_new_tokens)
-    first = decoder.prefill(ids, mask, max_new_tokens, per_group)
-    origin = torch.full((len(prompts), per_group), total, dtype=torch.long, device=device)
-    start = 0
-    for i, k in enumerate(counts):
-        origin[i, :k] = torch.arange(start, start + k, device=device)
-        start += k
-    origin = origin.reshape(-1)
-    done = origin == total
-    logits = first.repeat_interleave(per_group, dim=0)
-    out = torch.full((total + 1, max_new_tokens), pad_token_id, dtype=torch.long, device=device)
-    lengths = torch.full((total + 1,), max_new_tokens, dtype=torch.long, device=device)
+    logits = decoder.prefill(ids, mask, max_new_tokens, capacity=total)
+    batch_rows, vocab = logits.shape
+    row = torch.arange(len(prompts), device=device).repeat_interleave(torch.tensor(counts, device=device))
+    sample = torch.arange(total, device=device)  # the running samples
+    out = torch.full((total, max_new_tokens), pad_token_id, dtype=torch.long, device=device)
+    lengths = torch.full((total,), max_new_tokens, dtype=torch.long, device=device)
     for t in range(max_new_tokens):
         if t:
-            logits = decoder.step(tokens)
-        tokens = _draw(logits, temperature, top_p, generator)
-        out[origin, t] = tokens
-        stopped = torch.isin(tokens, eos) & ~done
-        if not bool(stopped.any()):
-            continue
-        lengths[origin[stopped]] = t + 1
-        done |= stopped
-        if bool(done.all()):
+            logits = decoder.step(row_tokens)
+        tokens = _draw(logits, temperature, top_p, generator, row)
+        out[sample, t] = tokens
+        stopped = torch.isin(tokens, eos)
+        if bool(stopped.any()):
+            lengths[sample[stopped]] = t + 1
+            running = ~stopped
+            if not bool(running.any()):
+                break
+            sample, row, tokens = sample[running], row[running], tokens[running]
+        if t + 1 == max_new_tokens:
             break
-        smaller = _shrink(done.view(-1, per_group))
-        if smaller is not None:
-            rows, groups, per_group = smaller
-            origin, tokens, done = origin[rows], tokens[rows], done[rows]
-            decoder.keep(rows, groups, per_group)
-    out_list, len_list = out[:total].tolist(), lengths[:total].tolist()
-    return [row[:n] for row, n in zip(out_list, len_list)]
+        # One row per distinct (row, token), sorted by row: a row's first token keeps its place.
+        distinct, inverse = torch.unique(row * vocab + tokens, return_inverse=True)
+        parent = torch.div(distinct, vocab, rounding_mode="floor")
+        first = torch.ones_like(parent, dtype=torch.bool)
+        first[1:] = parent[1:] != parent[:-1]
+        forks = len(parent) - int(first.sum())
+        if 4 * len(parent) <= 3 * (batch_rows + forks) or batch_rows + forks > total:
+            decoder.keep(parent[first])  # drop the rows nobody reads any more
+            parent, batch_rows = first.cumsum(0) - 1, int(first.sum())
+        place = parent.clone()
+        if forks:
+            decoder.fork(parent[~first])
+            place[~first] = batch_rows + torch.arange(forks, device=device)
+            batch_rows += forks
+        row = place[inverse]
+        row_tokens = torch.full((batch_rows,), pad_token_id, dtype=torch.long, device=device)
+        row_tokens[place] = distinct % vocab
+    out_list, len_list = out.tolist(), lengths.tolist()
+    return [r[:n] for r, n in zip(out_list, len_list)]
 
 
 @torch.no_grad()
@@ -460,20 +423,28 @@ def sample_tokens(
     eos = torch.tensor(sorted(set(eos_token_ids)), dtype=torch.long, device=device)
     was_training = model.training
     model.eval()
-    # Similar lengths share a batch (less padding); results go back to the caller's order.
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    results: list[list[list[int]]] = [[] for _ in prompts]
+    # Copies of a prompt are one prompt with n samples per copy; similar lengths share a batch (less
+    # padding); each copy gets its n samples back in the caller's order.
+    copies: dict[tuple[int, ...], list[int]] = {}
+    for i, p in enumerate(prompts):
+        copies.setdefault(tuple(p), []).append(i)
+    distinct = sorted(copies.values(), key=lambda c: len(prompts[c[0]]))
+    samples: list[list[list[int]]] = [[] for _ in distinct]
     try:
-        for batch in _chunks([(i, n) for i in order], batch_size):
-            samples = _sample_batch(
-                model, [prompts[i] for i, _ in batch], [k for _, k in batch],
+        for batch in _chunks([(j, n * len(c)) for j, c in enumerate(distinct)], batch_size):
+            drawn = _sample_batch(
+                model, [prompts[distinct[j][0]] for j, _ in batch], [k for _, k in batch],
                 temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                 eos=eos, pad_token_id=pad_token_id, generator=generator,
             )
             start = 0
-            for i, k in batch:
-                results[i].extend(samples[start:start + k])
+            for j, k in batch:
+                samples[j].extend(drawn[start:start + k])
                 start += k
     finally:
         model.train(was_training)
+    results: list[list[list[int]]] = [[] for _ in prompts]
+    for c, drawn in zip(distinct, samples):
+        for copy, i in enumerate(c):
+            results[i] = drawn[copy * n:(copy + 1) * n]
     return results

@@ -14,7 +14,7 @@ from transformers.generation.logits_process import TopPLogitsWarper
 
 import gvlib.sampler as sampler
 from gvlib.bench import Grid, Workload, bench_sampler
-from gvlib.sampler import _HFDecoder, _LlamaDecoder, _draw, _shrink, sample_tokens, supports_fast_path, top_p_filter
+from gvlib.sampler import _HFDecoder, _LlamaDecoder, _draw, sample_tokens, supports_fast_path, top_p_filter
 
 EOS, PAD = 2, 0
 
@@ -100,7 +100,7 @@ def test_draw_follows_tempered_nucleus_distribution(temperature, top_p):
     expected = top_p_filter(logits / temperature, top_p).softmax(-1).double().numpy()
     expected /= expected.sum()
     g = torch.Generator().manual_seed(0)
-    draws = _draw(logits.expand(40_000, -1), temperature, top_p, g).numpy()
+    draws = _draw(logits[None], temperature, top_p, g, rows=torch.zeros(40_000, dtype=torch.long)).numpy()
     counts = np.bincount(draws, minlength=len(logits))
     assert counts[expected == 0].sum() == 0
     support = expected > 0
@@ -110,12 +110,23 @@ def test_draw_follows_tempered_nucleus_distribution(temperature, top_p):
 def test_draw_is_greedy_at_temperature_zero():
     logits = torch.randn(10, 7)
     assert torch.equal(_draw(logits, 0.0, 0.9, torch.Generator()), logits.argmax(-1))
+    rows = torch.tensor([3, 3, 0])
+    assert torch.equal(_draw(logits, 0.0, 0.9, torch.Generator(), rows), logits.argmax(-1)[rows])
+
+
+def test_draws_of_one_row_are_independent():
+    """Draws that read the same row each get their own uniform: they differ, at the row's frequencies."""
+    logits = torch.tensor([[0.0, 0.0, -9.0], [9.0, -9.0, -9.0]])
+    draws = _draw(logits, 1.0, 1.0, torch.Generator().manual_seed(0), torch.zeros(4000, dtype=torch.long))
+    assert 1800 < int((draws == 0).sum()) < 2200 and not bool((draws == 2).any())
+    assert 1800 < int((draws[1:] == draws[:-1]).sum()) < 2200  # P(equal neighbours) = 1/2 when independent
 
 
 # ---------------------------------------------------------------- padded batches = unpadded prompts
 
 PROMPTS = [[5, 6, 7, 8, 9, 10], [11, 12, 13], [14, 15, 16, 17, 18, 19, 20, 21]]
-FORCED = [[[3, 4, 22, 9], [7, 8, 9, 9]], [[23, 24, 25, 1], [1, 1, 1, 1]], [[26, 27, 28, 3], [30, 31, 32, 33]]]
+# Two samples per prompt; prompt 0's share their first token, the others part at once.
+FORCED = [[[3, 4, 22, 9], [3, 8, 9, 9]], [[23, 24, 25, 1], [1, 1, 1, 1]], [[26, 27, 28, 3], [30, 31, 32, 33]]]
 
 
 def _left_pad(prompts):
@@ -137,70 +148,65 @@ _LlamaDecoderByPrompt = functools.partial(_LlamaDecoder, prefill_tokens=1)
     (qwen2, _HFDecoder), (mistral, _LlamaDecoder), (mistral, _LlamaDecoderByPrompt), (gpt2, _HFDecoder),
 ])
 def test_decoder_logits_equal_unpadded_forward(make_model, decoder):
-    """Left-padded prompts of different lengths, two rows each, forced tokens, then dropping rows."""
+    """Left-padded prompts of different lengths; rows forked where samples part, then dropped."""
     model = make_model()
     ids, mask = _left_pad(PROMPTS)
     dec = decoder(model)
     got = {(i, j): [] for i in range(3) for j in range(2)}
-    slots = [(i, j) for i in range(3) for j in range(2)]
+    # rows[r]: the samples (prompt, sample) that batch row r carries
+    rows = [[(0, 0), (0, 1)], [(1, 0), (1, 1)], [(2, 0), (2, 1)]]
     with torch.no_grad():
-        first = dec.prefill(ids, mask, 4, 2)
-        logits = first.repeat_interleave(2, 0)
+        logits = dec.prefill(ids, mask, 4, capacity=6)
         for t in range(4):
+            if t == 1:  # prompt 0's samples drew the same token, the others' part: rows 1 and 2 are forked
+                dec.fork(torch.tensor([1, 2]))
+                rows = [[(0, 0), (0, 1)], [(1, 0)], [(2, 0)], [(1, 1)], [(2, 1)]]
+            if t == 2:  # prompt 0's samples part; prompt 1 and sample (2, 1) have stopped
+                dec.fork(torch.tensor([0]))
+                dec.keep(torch.tensor([0, 5, 2]))
+                rows = [[(0, 0)], [(0, 1)], [(2, 0)]]
             if t:
-                logits = dec.step(torch.tensor([FORCED[i][j][t - 1] for i, j in slots]))
-            for row, slot in enumerate(slots):
-                got[slot].append(logits[row])
-            if t == 1:  # prompt 1 stops entirely and prompt 0 loses a row: the batch shrinks to 2 x 1
-                done = torch.tensor([[False, True], [True, True], [False, False]])
-                done[2, 1] = True
-                rows, groups, per_group = _shrink(done)
-                assert groups.tolist() == [0, 2] and per_group == 1
-                dec.keep(rows, groups, per_group)
-                slots = [slots[r] for r in rows.tolist()]
-        for (i, j), rows in got.items():
+                logits = dec.step(torch.tensor([FORCED[i][j][t - 1] for (i, j), *_ in rows]))
+            for r, samples in enumerate(rows):
+                for slot in samples:
+                    got[slot].append(logits[r])
+        for (i, j), seen in got.items():
             full = torch.tensor([PROMPTS[i] + FORCED[i][j][:3]])
-            expected = model(full).logits[0, len(PROMPTS[i]) - 1:][: len(rows)]
-            torch.testing.assert_close(torch.stack(rows), expected, atol=1e-5, rtol=1e-5)
+            expected = model(full).logits[0, len(PROMPTS[i]) - 1:][: len(seen)]
+            torch.testing.assert_close(torch.stack(seen), expected, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("make_model", [llama, qwen2, mistral])
-@pytest.mark.parametrize("prefill_tokens", [1, 4096])
-def test_one_row_per_prompt_logits_equal_unpadded_forward(make_model, prefill_tokens):
-    """n = 1 (a verification call) runs on per-row caches: same logits, also after rows are dropped."""
-    model = make_model()
-    ids, mask = _left_pad(PROMPTS)
-    dec = _LlamaDecoder(model, prefill_tokens=prefill_tokens)
-    got, slots = {i: [] for i in range(3)}, [0, 1, 2]
-    with torch.no_grad():
-        logits = dec.prefill(ids, mask, 4, 1)
-        assert dec.flat
-        for t in range(4):
-            if t:
-                logits = dec.step(torch.tensor([FORCED[i][0][t - 1] for i in slots]))
-            for row, i in enumerate(slots):
-                got[i].append(logits[row])
-            if t == 1:  # prompt 1 stops
-                kept = torch.tensor([0, 2])
-                dec.keep(kept, kept, 1)
-                slots = [0, 2]
-        for i, rows in got.items():
-            full = torch.tensor([PROMPTS[i] + FORCED[i][0][:3]])
-            expected = model(full).logits[0, len(PROMPTS[i]) - 1:][: len(rows)]
-            torch.testing.assert_close(torch.stack(rows), expected, atol=1e-5, rtol=1e-5)
+def _rows_per_step(monkeypatch) -> list[int]:
+    """Record the batch rows of every decoder step that sample_tokens runs."""
+    seen = []
+    step = _LlamaDecoder.step
+
+    def recording(self, tokens):
+        seen.append(len(tokens))
+        return step(self, tokens)
+
+    monkeypatch.setattr(_LlamaDecoder, "step", recording)
+    return seen
 
 
-def test_shrink_waits_for_a_quarter_of_the_batch():
-    done = torch.zeros(4, 4, dtype=torch.bool)
-    done[0, :3] = True
-    assert _shrink(done) is None  # 3 of 16 stopped, and no prompt finished
-    done[1, :] = True
-    rows, groups, per_group = _shrink(done)
-    assert groups.tolist() == [0, 2, 3] and per_group == 4
-    done[2:, 2:] = True
-    rows, groups, per_group = _shrink(done)
-    assert groups.tolist() == [0, 2, 3] and per_group == 2
-    assert rows.tolist() == [3, 0, 8, 9, 12, 13]
+def test_samples_share_rows_until_they_part(monkeypatch):
+    seen = _rows_per_step(monkeypatch)
+    model = llama(init=0.3)
+    greedy = _sample(model, PROMPTS + [PROMPTS[0]], n=5, temperature=0.0, max_new_tokens=6, eos_token_ids=[])
+    assert seen == [3] * 5  # 20 samples of 3 distinct prompts, all greedy: one row per prompt
+    assert greedy[0] == greedy[3] and all(s == samples[0] for samples in greedy for s in samples)
+    seen.clear()
+    sampled = _sample(model, PROMPTS, n=40, temperature=1.0, top_p=1.0, max_new_tokens=6, eos_token_ids=[])
+    distinct = [len({(i, *s[:t + 1]) for i, samples in enumerate(sampled) for s in samples}) for t in range(5)]
+    assert seen == distinct  # each step runs one row per distinct sequence so far
+    assert distinct[-1] > 3
+
+
+def test_copies_of_a_prompt_get_their_own_samples():
+    model = llama(init=0.3)
+    out = _sample(model, [PROMPTS[0], PROMPTS[1], PROMPTS[0]], n=6, temperature=1.0, top_p=1.0, max_new_tokens=8)
+    assert [len(s) for s in out] == [6, 6, 6]
+    assert out[0] != out[2]  # independent draws, not the same list twice
 
 
 def test_fast_path_applies_to_llama_like_models_only():
@@ -257,11 +263,14 @@ def test_greedy_matches_generate():
         assert tokens == (ref[: ref.index(EOS) + 1] if EOS in ref else ref)
 
 
-def test_fast_and_fallback_decoders_draw_the_same_tokens(monkeypatch):
+@pytest.mark.parametrize("kw", [dict(n=4, max_new_tokens=10),
+                                # many stops: rows fork, stop and are dropped in the same steps
+                                dict(n=7, max_new_tokens=14, temperature=1.5, top_p=1.0, eos_token_ids=[EOS, 3, 4, 5])])
+def test_fast_and_fallback_decoders_draw_the_same_tokens(monkeypatch, kw):
     model = llama(init=0.3)
-    fast = _sample(model, PROMPTS, n=4, max_new_tokens=10)
+    fast = _sample(model, PROMPTS + PROMPTS[:1], **kw)
     monkeypatch.setattr(sampler, "supports_fast_path", lambda *args: False)
-    assert _sample(model, PROMPTS, n=4, max_new_tokens=10) == fast
+    assert _sample(model, PROMPTS + PROMPTS[:1], **kw) == fast
 
 
 def test_works_on_a_non_llama_model():

@@ -134,8 +134,9 @@ class HFBackend(Backend):
                     batch_seed: int) -> list[list[list[int]]]:
         """``params.n`` sampled continuations (token ids, cut before the first EOS) per prompt.
 
-        A Llama-like model runs on ``gvlib.sampler`` (shared prefill, same distribution as
-        ``generate``; stop strings are then cut by ``sample``), any other through ``generate``.
+        A Llama-like model runs on ``gvlib.sampler`` (one forward per distinct sequence, not per
+        sample; same distribution as ``generate``; stop strings are then cut by ``sample``), any
+        other through ``generate``.
         """
         if all(prompt_ids) and supports_fast_path(self.model, max(map(len, prompt_ids)) + params.max_new_tokens):
             eos = set(self.eos_ids)
