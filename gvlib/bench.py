@@ -21,14 +21,19 @@ seconds on 2 shared cores), which says nothing about either method.
    :data:`gvlib.backends.hf.SMALL_MODEL_BATCH_ROWS` rows and at 64 rows; ``n16`` (16 samples of
    short prompts) is the general case. Each timing is the best of ``repeats`` runs, sampler and
    ``generate`` alternating, after a warm-up of each on an eighth of the prompts. The sampler's
-   model FLOP/s (2 × matmul parameters × tokens run through the model: each prompt once, then every
-   generated token; attention scores and embeddings not counted) are reported as a fraction of a
-   float32 matmul's measured FLOP/s in the same process.
+   model FLOP/s (2 × matmul parameters × tokens run through the model, :func:`model_tokens`: each
+   distinct prompt once, then one token per distinct sequence per step; attention scores and
+   embeddings not counted) are reported as a fraction of a float32 matmul's measured FLOP/s in the
+   same process.
+   A random model's samples soon differ, so these workloads measure what the sampler gains per
+   step; they gain little from its running one row per distinct sequence (see :mod:`gvlib.sampler`).
    With ``--family DIR`` (a family trained by ``make book`` or ``python -m gvlib.organism``), the
    book's own calls are timed too on its members (:func:`bench_book`): Sudoku generation and
    CoT-Score verification of those samples, with the model's EOS, where rows stop at different
    lengths — ``generate`` keeps computing stopped rows until the last one ends, the sampler drops
-   them — so tokens/s counts the tokens each method produced.
+   them — so tokens/s counts the tokens each method produced. There a trained member's samples
+   repeat one another, as do the verification prompts built from them, and the sampler runs the
+   model once for each distinct sequence where ``generate`` runs it once per sample.
 2. Scoring: ``gvlib.kernels.token_logprobs`` against ``log_softmax(logits.float()).gather(...)``
    at vocabularies of 32k and 152k: time (best of ``repeats``) and peak memory above the inputs.
    Peak memory is, on CUDA, ``torch.cuda.max_memory_allocated`` minus the allocation before the
@@ -148,13 +153,28 @@ def matmul_params(model) -> int:
     return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
 
 
+def model_tokens(prompts: list[list[int]], samples: list[list[list[int]]]) -> int:
+    """Tokens the model must run to draw ``samples`` (per prompt) one distinct sequence at a time.
+
+    Each distinct prompt once, then one token per distinct (prompt, tokens so far) at each step: the
+    work of :func:`gvlib.sampler.sample_tokens`, whose samples share a row while they agree (rows
+    nobody reads any more, kept until they are a quarter of the batch, are not counted). A sample's
+    last token is drawn, not run.
+    """
+    distinct = {tuple(p) for p in prompts}
+    sequences = {(tuple(p), tuple(s[:t])) for p, ss in zip(prompts, samples) for s in ss for t in range(1, len(s))}
+    return sum(map(len, distinct)) + len(sequences)
+
+
 def race(model, prompts: list[list[int]], *, n: int, new_tokens: int, eos_ids: list[int], pad_id: int,
          repeats: int, device: torch.device) -> dict:
     """Sample ``n`` continuations of ``prompts`` with ``sample_tokens`` and with ``model.generate``.
 
     Both run the same prompts in one batch, after a warm-up of each on an eighth of them, then
     ``repeats`` times alternating (so both see the same machine load). Returns the best wall time
-    of each and the tokens each produced (up to and including an EOS id; all ``new_tokens`` without).
+    of each, the tokens each produced (up to and including an EOS id; all ``new_tokens`` without),
+    and ``shared``: the tokens ``generate`` runs through the model (every row's prompt, then each
+    row's tokens but its last) over the sampler's :func:`model_tokens`.
     """
     width = max(map(len, prompts))
     ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts], device=device)
@@ -166,6 +186,8 @@ def race(model, prompts: list[list[int]], *, n: int, new_tokens: int, eos_ids: l
         out = sample_tokens(model, prompts[:count], n=n, temperature=TEMPERATURE, top_p=TOP_P,
                             max_new_tokens=new_tokens, eos_token_ids=eos_ids, seed=0, pad_token_id=pad_id)
         produced["ours"] = sum(len(s) for seqs in out for s in seqs)
+        produced["model_tokens"] = model_tokens(prompts[:count], out)
+        produced["per_row"] = sum(n * len(p) + sum(len(s) - 1 for s in seqs) for p, seqs in zip(prompts, out))
 
     @torch.no_grad()
     def theirs(count=len(prompts)):
@@ -185,7 +207,8 @@ def race(model, prompts: list[list[int]], *, n: int, new_tokens: int, eos_ids: l
         t_theirs = min(t_theirs, best_time(theirs, 1, device))
     return {"sampler_s": t_ours, "generate_s": t_theirs, "sampler_tokens": produced["ours"],
             "generate_tokens": produced["theirs"], "sampler_tok_s": produced["ours"] / t_ours,
-            "generate_tok_s": produced["theirs"] / t_theirs,
+            "generate_tok_s": produced["theirs"] / t_theirs, "sampler_model_tokens": produced["model_tokens"],
+            "shared": produced["per_row"] / produced["model_tokens"],
             "speedup": produced["ours"] / t_ours / (produced["theirs"] / t_theirs)}
 
 
@@ -202,7 +225,7 @@ def bench_sampler(grid: Grid, device: torch.device, peak: float) -> list[dict]:
                 prompts = [torch.randint(3, grid.vocab, (k,), generator=generator).tolist() for k in lengths]
                 result = race(model, prompts, n=work.n, new_tokens=work.new_tokens, eos_ids=[], pad_id=0,
                               repeats=grid.repeats, device=device)
-                flops = 2 * matmul_params(model) * (sum(lengths) + result["sampler_tokens"])
+                flops = 2 * matmul_params(model) * result["sampler_model_tokens"]
                 rows.append({
                     "hidden": hidden, "layers": layers, "params": sum(p.numel() for p in model.parameters()),
                     "workload": work.name, "n": work.n, "rows": n_prompts * work.n, "prompts": n_prompts,
@@ -342,14 +365,15 @@ def report(machine: dict, peak: float, sampler_rows: list[dict], scorer_rows: li
     lines = ["Machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()),
              f"float32 matmul, {machine['torch_threads']} thread(s): {peak / 1e9:.1f} GFLOP/s measured", "",
              f"Sampling at T={TEMPERATURE}, top-p={TOP_P} (best of repeats; tokens/s = generated tokens / wall "
-             f"time); the book samples the organism in batches of {SMALL_MODEL_BATCH_ROWS} rows",
+             f"time); the book samples the organism in batches of {SMALL_MODEL_BATCH_ROWS} rows; shared = "
+             "tokens generate runs through the model / tokens the sampler runs (samples that agree share)",
              f"{'hidden':>6} {'layers':>6} {'params':>8} {'workload':>9} {'n':>3} {'rows':>5} {'new':>4} "
-             f"{'sampler tok/s':>14} {'generate tok/s':>15} {'speed-up':>9} {'of matmul peak':>15}"]
+             f"{'sampler tok/s':>14} {'generate tok/s':>15} {'speed-up':>9} {'shared':>7} {'of matmul peak':>15}"]
     for r in sampler_rows:
         lines.append(f"{r['hidden']:>6} {r['layers']:>6} {r['params']:>8} {r['workload']:>9} {r['n']:>3} "
                      f"{r['rows']:>5} {r['new_tokens']:>4} "
                      f"{r['sampler_tok_s']:>14.0f} {r['generate_tok_s']:>15.0f} {r['speedup']:>8.2f}x "
-                     f"{r['sampler_matmul_fraction']:>14.1%}")
+                     f"{r['shared']:>6.2f}x {r['sampler_matmul_fraction']:>14.1%}")
     if book_rows is None:
         lines += ["", "The book's own calls on a trained family: add --family .cache/gvlib/organism/default "
                   "(after make book)"]
@@ -357,11 +381,17 @@ def report(machine: dict, peak: float, sampler_rows: list[dict], scorer_rows: li
         lines += ["", "The book's own calls on the trained family (Sudoku; rows stop at the model's EOS, "
                   "tokens/s counts the tokens each method produced)",
                   f"{'model':>6} {'call':>9} {'n':>3} {'rows':>5} {'prompt':>6} {'sampler tok/s':>14} "
-                  f"{'generate tok/s':>15} {'speed-up':>9} {'sampler s':>10} {'generate s':>11}"]
+                  f"{'generate tok/s':>15} {'speed-up':>9} {'shared':>7} {'sampler s':>10} {'generate s':>11}"]
         for r in book_rows:
             lines.append(f"{r['model']:>6} {r['call']:>9} {r['n']:>3} {r['rows']:>5} {r['prompt_tokens']:>6.0f} "
                          f"{r['sampler_tok_s']:>14.0f} {r['generate_tok_s']:>15.0f} {r['speedup']:>8.2f}x "
-                         f"{r['sampler_s']:>10.2f} {r['generate_s']:>11.2f}")
+                         f"{r['shared']:>6.2f}x {r['sampler_s']:>10.2f} {r['generate_s']:>11.2f}")
+        if len(book_rows) > 1:
+            ours, theirs = (sum(r[f"{side}_tokens"] for r in book_rows) / sum(r[f"{side}_s"] for r in book_rows)
+                            for side in ("sampler", "generate"))
+            lines.append(f"{'all':>6} {'calls':>9} {'':>3} {'':>5} {'':>6} {ours:>14.0f} {theirs:>15.0f} "
+                         f"{ours / theirs:>8.2f}x {'':>7} {sum(r['sampler_s'] for r in book_rows):>10.2f} "
+                         f"{sum(r['generate_s'] for r in book_rows):>11.2f}")
     lines += ["", "Scoring: token_logprobs vs log_softmax(logits.float()).gather (peak = memory above the inputs; "
               "err = max |difference| from float64 log_softmax)",
               f"{'vocab':>7} {'dtype':>9} {'rows':>5} {'input MiB':>9} {'fused ms':>9} {'naive ms':>9} "

@@ -286,7 +286,7 @@ def test_longest_documents_fit_the_rows(preset):
 def test_bench_times_the_books_calls_on_a_trained_family(family_run):
     import torch
 
-    from gvlib.bench import Grid, bench_book
+    from gvlib.bench import Grid, bench_book, report
 
     _, out, _, _ = family_run
     grid = Grid(sizes=(), workloads=(), rows=(), vocab=1, score_rows=1, repeats=1)
@@ -298,3 +298,8 @@ def test_bench_times_the_books_calls_on_a_trained_family(family_run):
         for key in ("sampler_tokens", "generate_tokens"):
             assert r["rows"] <= r[key] <= r["rows"] * new
         assert r["sampler_s"] > 0 and r["generate_s"] > 0 and r["prompt_tokens"] > 5
+        assert r["shared"] >= 1.0
+    table = report({"torch_threads": 1}, 1e9, [], [], rows)
+    total = next(line for line in table.splitlines() if line.split()[:2] == ["all", "calls"])
+    ours = sum(r["sampler_tokens"] for r in rows) / sum(r["sampler_s"] for r in rows)
+    assert f"{ours:.0f}" in total.split()

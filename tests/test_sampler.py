@@ -285,6 +285,17 @@ def test_bench_sampler_runs_the_same_work_on_both_sides():
     assert row["rows"] == 8 and row["prompts"] == 2 and row["new_tokens"] == 3
     assert row["sampler_tokens"] == row["generate_tokens"] == 8 * 3  # no EOS: every row runs to the end
     assert row["sampler_tok_s"] > 0 and row["generate_tok_s"] > 0 and row["sampler_matmul_fraction"] > 0
+    assert row["shared"] >= 1.0  # the sampler never runs more tokens than generate's rows
+
+
+def test_model_tokens_counts_each_distinct_sequence_once():
+    from gvlib.bench import model_tokens
+
+    prompts = [[1, 2], [1, 2], [3]]
+    samples = [[[5, 6, 7], [5, 6, 8]], [[5, 9]], [[4]]]
+    # prompts (1, 2) and (3): 3 tokens; then (1, 2)+5 and (1, 2)+5 6 are run once for all three samples
+    assert model_tokens(prompts, samples) == 3 + 2
+    assert model_tokens([[1, 2]], [[[5, 6, 7]]]) == 2 + 2
 
 
 def test_bench_main_prints_and_writes_json(tmp_path, monkeypatch, capsys):
