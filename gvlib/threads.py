@@ -10,8 +10,9 @@ Measured on this project's 2-core machines (AMD EPYC, torch 2.13):
   Llama sampled 64 × 40 tokens in 0.64 s on one thread and 6–18 s on two threads while other
   processes used the cores, so the notebooks sample on one thread (their ``cpu_threads`` parameter,
   applied with :func:`torch_threads`). On two idle cores, two threads are faster at the book's
-  512-row batches (m5's CoT-Score verification call: 4.65 s instead of 7.2 s; generation: 0.74 s
-  instead of 1.06 s): ``-p cpu_threads 2`` where the machine is yours alone.
+  512-row batches (m5's CoT-Score verification call, with the sampler of 29 November 2026, before
+  samples that agree shared their work: 4.65 s instead of 7.2 s; generation: 0.74 s instead of
+  1.06 s): ``-p cpu_threads 2`` where the machine is yours alone.
 
 The thread count never changes the trained weights (tiny preset, 1 vs 2 threads: bit-identical).
 """
