@@ -180,23 +180,19 @@ def race(model, prompts: list[list[int]], *, n: int, new_tokens: int, eos_ids: l
     ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts], device=device)
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
     eos = torch.tensor(eos_ids or [-1], device=device)
-    produced = {}
+    outputs = {}  # each method's last output; counted after the timing, not inside it
 
     def ours(count=len(prompts)):
-        out = sample_tokens(model, prompts[:count], n=n, temperature=TEMPERATURE, top_p=TOP_P,
-                            max_new_tokens=new_tokens, eos_token_ids=eos_ids, seed=0, pad_token_id=pad_id)
-        produced["ours"] = sum(len(s) for seqs in out for s in seqs)
-        produced["model_tokens"] = model_tokens(prompts[:count], out)
-        produced["per_row"] = sum(n * len(p) + sum(len(s) - 1 for s in seqs) for p, seqs in zip(prompts, out))
+        outputs["ours"] = sample_tokens(model, prompts[:count], n=n, temperature=TEMPERATURE, top_p=TOP_P,
+                                        max_new_tokens=new_tokens, eos_token_ids=eos_ids, seed=0,
+                                        pad_token_id=pad_id)
 
     @torch.no_grad()
     def theirs(count=len(prompts)):
-        out = model.generate(ids[:count], attention_mask=mask[:count], do_sample=True, temperature=TEMPERATURE,
-                             top_p=TOP_P, top_k=0, max_new_tokens=new_tokens, num_return_sequences=n,
-                             pad_token_id=pad_id, eos_token_id=eos_ids or None)[:, width:]
-        # A row's tokens end with its first EOS; generate pads the rest of the row.
-        stopped = torch.isin(out, eos).int().cumsum(dim=1)
-        produced["theirs"] = int(((stopped == 0) | ((stopped == 1) & torch.isin(out, eos))).sum())
+        outputs["theirs"] = model.generate(
+            ids[:count], attention_mask=mask[:count], do_sample=True, temperature=TEMPERATURE, top_p=TOP_P,
+            top_k=0, max_new_tokens=new_tokens, num_return_sequences=n, pad_token_id=pad_id,
+            eos_token_id=eos_ids or None)[:, width:]
 
     warm_up = max(1, len(prompts) // 8)  # first calls set up kernels and memory; the data need not be full
     ours(warm_up)
@@ -205,11 +201,17 @@ def race(model, prompts: list[list[int]], *, n: int, new_tokens: int, eos_ids: l
     for _ in range(repeats):
         t_ours = min(t_ours, best_time(ours, 1, device))
         t_theirs = min(t_theirs, best_time(theirs, 1, device))
-    return {"sampler_s": t_ours, "generate_s": t_theirs, "sampler_tokens": produced["ours"],
-            "generate_tokens": produced["theirs"], "sampler_tok_s": produced["ours"] / t_ours,
-            "generate_tok_s": produced["theirs"] / t_theirs, "sampler_model_tokens": produced["model_tokens"],
-            "shared": produced["per_row"] / produced["model_tokens"],
-            "speedup": produced["ours"] / t_ours / (produced["theirs"] / t_theirs)}
+    samples, generated = outputs["ours"], outputs["theirs"]
+    ours_tokens = sum(len(s) for seqs in samples for s in seqs)
+    # A generate row's tokens end with its first EOS; generate pads the rest of the row.
+    stopped = torch.isin(generated, eos).int().cumsum(dim=1)
+    theirs_tokens = int(((stopped == 0) | ((stopped == 1) & torch.isin(generated, eos))).sum())
+    needed = model_tokens(prompts, samples)
+    per_row = sum(n * len(p) + sum(len(s) - 1 for s in seqs) for p, seqs in zip(prompts, samples))
+    return {"sampler_s": t_ours, "generate_s": t_theirs, "sampler_tokens": ours_tokens,
+            "generate_tokens": theirs_tokens, "sampler_tok_s": ours_tokens / t_ours,
+            "generate_tok_s": theirs_tokens / t_theirs, "sampler_model_tokens": needed,
+            "shared": per_row / needed, "speedup": ours_tokens / t_ours / (theirs_tokens / t_theirs)}
 
 
 def bench_sampler(grid: Grid, device: torch.device, peak: float) -> list[dict]:
