@@ -33,8 +33,9 @@ from gvlib.tasks.base import VERIFIER_METHODS, Task  # noqa: E402
 from gvlib.threads import torch_threads  # noqa: E402
 from gvlib.verifiers import Verification  # noqa: E402
 
-__all__ = ["Model", "resolve_models", "load_task", "Filter", "make_filters", "Grid", "run_grid",
-           "slope_ci", "trend_counts", "percent", "paper_scaling", "quiet", "backend_kwargs"]
+__all__ = ["Model", "resolve_models", "load_task", "Filter", "make_filters", "Grid", "run_grid", "untested",
+           "method_untested", "slope_ci", "trend_counts", "trend_tests", "unimprovable_check", "percent",
+           "paper_scaling", "quiet", "backend_kwargs"]
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ def percent(x: float) -> float:
 
 @dataclass(frozen=True)
 class Filter:
-    """How one method's verifier scores select samples (paper §3, reference/paper.md §1 thresholds).
+    """How one method's verifier scores select samples (paper §2 end, §3, Tab. 4 caption: the thresholds).
 
     Exactly one of ``tau`` (keep s > tau, one global threshold), ``quantile`` (per-prompt threshold)
     or ``rounds`` (tournament survivors after that many rounds).
@@ -194,7 +195,8 @@ class Grid:
     def table(self, filters: dict[str, Filter], *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
         """One row per (generator, verifier, method): accuracies, gaps in % with bootstrap CIs, counts.
 
-        ``n_mixed`` counts the prompts with 0 < acc_x < 1, the only ones whose gap can differ from 0.
+        ``n_mixed`` counts the prompts with 0 < acc_x < 1, the only ones whose gap can differ from 0;
+        ``untested`` says why a cell measured nothing (:func:`untested`), None when it did.
         """
         flops = {m.name: m.flops for m in self.models}
         rows = []
@@ -213,7 +215,46 @@ class Grid:
                 "unparseable_rate": ver.unparseable_rate, "position_bias": ver.position_bias,
                 "extraction_failure_rate": self.generations[g].extraction_failure_rate,
             })
-        return pd.DataFrame(rows)
+        out = pd.DataFrame(rows)
+        out["untested"] = pd.Series([untested(r.n_prompts, r.n_empty, r.unparseable_rate) for r in out.itertuples()],
+                                    index=out.index, dtype=object)  # None, not NaN, where a cell was tested
+        return out
+
+
+def untested(n_prompts: int, n_empty: int, unparseable_rate: float | None = None) -> str | None:
+    """Why one (generator, verifier, method) cell measured nothing, or None when it measured a gap.
+
+    A filter that kept nothing on every prompt leaves each prompt its unfiltered samples: its gap is 0
+    by the book's convention (definitions page), not by measurement. A verifier whose outputs are all
+    unparseable said nothing (CoT outputs are rejected, tournament comparisons decided by a coin).
+    Chapters report such a cell, and a method made only of such cells, as "not tested".
+    """
+    if unparseable_rate is not None and unparseable_rate >= 1:
+        return "every verifier output was unparseable (100%)"
+    if n_prompts > 0 and n_empty >= n_prompts:
+        return f"the filter kept nothing (empty prompts: {n_empty} of {n_prompts}, 100%)"
+    return None
+
+
+def method_untested(rows: pd.DataFrame) -> str | None:
+    """Why a method's rows (one per model, from :meth:`Grid.table`) cannot test a trend over models, or None.
+
+    A trend needs at least two models whose cell measured a gap (:func:`untested` is None) on prompts
+    that can show one (``n_mixed`` > 0, i.e. 0 < acc_x < 1); a cell that is 0 by construction
+    cannot tell a rising gap from a flat one.
+    """
+    measured = rows.untested.isna() & (rows.n_mixed > 0)
+    if int(measured.sum()) >= 2:
+        return None
+    parts = []
+    cells = rows[rows.untested.notna()]
+    for reason, group in cells.groupby(cells.untested.str.split(" (", regex=False).str[0], sort=False):
+        share = f"empty prompts {100 * group.n_empty.sum() / max(1, group.n_prompts.sum()):.0f}%"
+        parts.append(f"{', '.join(group.generator)}: {reason} ({share if 'kept nothing' in reason else '100%'})")
+    flat = rows[rows.untested.isna() & (rows.n_mixed == 0)]
+    if len(flat):
+        parts.append(f"{', '.join(flat.generator)}: no prompt with 0 < accuracy < 1")
+    return f"{int(measured.sum())} model(s) measured a gap, a trend needs 2 ({'; '.join(parts)})"
 
 
 def backend_kwargs(model: Model, options: dict | None) -> dict:
@@ -320,16 +361,20 @@ def run_grid(models: Sequence[Model], task: Task, methods: Sequence[str], *, cro
     return Grid(task, list(models), generations, verifications)
 
 
-def slope_ci(results: Sequence[GapResult], flops: Sequence[float], *, n_boot: int = 1000, level: float = 0.95,
-             seed: int = 0) -> tuple[float, float]:
-    """Bootstrap CI of the OLS slope of relative gap (%) on ln(FLOPs/1e21) (paper §4.1, Fig. 1).
+def slope_ci(results: Sequence[GapResult], flops: Sequence[float], *, kind: str = "relative", n_boot: int = 1000,
+             level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Bootstrap CI of the OLS slope of the ``kind`` ("relative" or "absolute") gap (%) on ln(FLOPs/1e21)
+    (paper §4.1, Fig. 1; the absolute gap for the rows and columns of §4.2's Fig. 3).
 
-    The prompts are resampled jointly for every model (they share the same prompts), the per-model
-    relative gaps recomputed and the line refitted.
+    The prompts are resampled jointly for every result (they share the same prompts), the per-result
+    gaps recomputed and the line refitted.
     """
     if len(results) != len(flops):
         raise ValueError(f"{len(results)} gap results but {len(flops)} FLOPs values")
-    per_prompt = np.stack([percent(1) * r.per_prompt_relative for r in results], axis=1)  # (prompts, models)
+    if kind not in ("relative", "absolute"):
+        raise ValueError(f"`kind` must be 'relative' or 'absolute'; got {kind!r}")
+    per_prompt = np.stack([percent(1) * (r.per_prompt_relative if kind == "relative" else r.per_prompt_absolute)
+                           for r in results], axis=1)  # (prompts, results)
     return bootstrap_ci(lambda a: fit_log_linear(flops, a.mean(axis=0))[0], per_prompt, n_boot=n_boot,
                         level=level, seed=seed)
 
@@ -346,6 +391,116 @@ def trend_counts(matrix) -> dict[str, int]:
     rows = int(sum(np.all(np.diff(r) > 0) for r in m))
     cols = int(sum(np.all(np.diff(c) < 0) for c in m.T))
     return {"rows_rising": rows, "columns_falling": cols, "n": int(m.shape[0])}
+
+
+def _changes_nothing(res: GapResult, n_samples: int) -> bool:
+    """The filter kept nothing or everything of every prompt: ver_x = acc_x by construction."""
+    return bool(np.all((res.kept == 0) | (res.kept >= n_samples)))
+
+
+def trend_tests(grid: Grid, filt: Filter, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+    """The paper's cross-verification trends (§4.2, Fig. 3) as tests: along each row (generator) the gap
+    rises with ln FLOPs of the verifier, down each column (verifier) it falls with ln FLOPs of the generator.
+
+    Each row and column is tested by the OLS slope of its absolute gap (%) on ln(FLOPs/1e21) with a
+    bootstrap CI over prompts (:func:`slope_ci`): a row "rises" when the interval lies above 0, a column
+    "falls" when it lies below 0. A cell is informative when its generator has prompts with
+    0 < acc_x < 1, the filter keeps some but not all samples of some prompt, and the verifier's outputs
+    are not all unparseable; a row or column with fewer than two informative cells is "untestable"
+    (a generator that never or always solves, a verifier that keeps nothing or everything), and the
+    reason is given. Returns one entry per row and column and the counts over the testable ones.
+    """
+    models = grid.models
+    names = [m.name for m in models]
+    if len(models) < 2:
+        raise ValueError(f"trend tests need at least two models; got {names}")
+    flops = {m.name: m.flops for m in models}
+    gaps = grid.gaps({filt.method: filt})
+    missing = [(g, v) for g in names for v in names if (g, v, filt.method) not in gaps]
+    if missing:
+        raise ValueError(f"the grid has no {filt.method!r} verification of {missing}: run it with cross=True")
+
+    def cell_problem(g: str, v: str) -> str | None:
+        res, ver = gaps[(g, v, filt.method)], grid.verifications[(g, v, filt.method)]
+        if not ((res.acc > 0) & (res.acc < 1)).any():
+            return "no prompt with 0 < accuracy < 1"
+        if ver.unparseable_rate is not None and ver.unparseable_rate >= 1:
+            return "verifier outputs all unparseable"
+        if _changes_nothing(res, grid.generations[g].u.shape[1]):
+            return "the filter keeps nothing or everything"
+        return None
+
+    problems = {(g, v): cell_problem(g, v) for g in names for v in names}
+
+    def test(line: str, cells: list[tuple[str, str]], x: list[str], falls: bool) -> dict:
+        entry = {"model": line, "slope": None, "slope_ci": None}
+        bad = [problems[c] for c in cells if problems[c] is not None]
+        if any(flops[n] is None for n in x):
+            return {**entry, "status": "untestable", "reason": "pre-training FLOPs unknown"}
+        if len(cells) - len(bad) < 2:
+            reasons = sorted(set(bad), key=bad.index)
+            return {**entry, "status": "untestable",
+                    "reason": f"{len(cells) - len(bad)} informative cell(s) of {len(cells)}: {'; '.join(reasons)}"}
+        results = [gaps[(g, v, filt.method)] for g, v in cells]
+        fl = [flops[n] for n in x]
+        slope = fit_log_linear(fl, [percent(r.absolute) for r in results])[0]
+        lo, hi = slope_ci(results, fl, kind="absolute", n_boot=n_boot, level=level, seed=seed)
+        ok = hi < 0 if falls else lo > 0
+        status = ("falls" if ok else "does not fall") if falls else ("rises" if ok else "does not rise")
+        return {**entry, "slope": slope, "slope_ci": [lo, hi], "status": status, "reason": None}
+
+    rows = [test(g, [(g, v) for v in names], names, falls=False) for g in names]
+    columns = [test(v, [(g, v) for g in names], names, falls=True) for v in names]
+    return {
+        "method": filt.method, "rows": rows, "columns": columns,
+        "rows_rising": sum(r["status"] == "rises" for r in rows),
+        "rows_testable": sum(r["status"] != "untestable" for r in rows),
+        "columns_falling": sum(c["status"] == "falls" for c in columns),
+        "columns_testable": sum(c["status"] != "untestable" for c in columns),
+        "n": len(names), "ci_level": level,
+    }
+
+
+def unimprovable_check(factual: pd.DataFrame, reasoning: pd.DataFrame, *, flat_below: float = 1.0) -> dict:
+    """The paper's unimprovability claim as a contrast (§4.3, Tab. 1 against Tab. 4): the same verifier,
+    on the same models, gives a gap on the reasoning task and none on the factual one.
+
+    ``factual`` and ``reasoning``: one row per model from :meth:`Grid.table` (gaps in %). The verdict:
+
+    * "could not be tested" when no model measured a factual gap (every cell :func:`untested` or without
+      prompts with 0 < acc_x < 1), or when the verifier shows a gap on neither task (no model's 95%
+      interval above 0): an uninformative verifier (e.g. MC with P(Correct) ≈ 0.5) would pass "the
+      factual gap is about zero" without the task having anything to do with it;
+    * "holds" when some model's reasoning gap has its interval above 0 and every factual gap is below
+      ``flat_below`` points (the paper's criterion: every NQ gap below 1 point, or negative);
+    * "does not hold" otherwise (a factual gap of ``flat_below`` points or more, or a verifier that
+      shows a gap on the factual task only).
+    """
+    def measured(rows: pd.DataFrame) -> pd.DataFrame:
+        return rows[rows.untested.isna() & (rows.n_mixed > 0)]
+
+    f_meas, r_meas = measured(factual), measured(reasoning)
+    reasoning_gainers = list(r_meas.generator[r_meas.gap_lo > 0])
+    factual_gainers = list(f_meas.generator[f_meas.gap_lo > 0])
+    factual_above = list(f_meas.generator[f_meas.gap >= flat_below])
+    out = {"reasoning_gainers": reasoning_gainers, "factual_gainers": factual_gainers,
+           "factual_at_or_above": factual_above, "flat_below": flat_below,
+           "factual_measured": list(f_meas.generator), "reasoning_measured": list(r_meas.generator)}
+    if f_meas.empty:
+        why = "; ".join(sorted({r for r in factual.untested.dropna()})) or "no prompt with 0 < accuracy < 1"
+        return {**out, "verdict": "could not be tested", "holds": None,
+                "reason": f"no model measured a gap on the factual task ({why})"}
+    if not reasoning_gainers and not factual_gainers:
+        return {**out, "verdict": "could not be tested", "holds": None,
+                "reason": "the verifier shows a gap on neither task (no model's interval lies above 0), so a flat "
+                          "factual gap says nothing about the task"}
+    if reasoning_gainers and not factual_above:
+        return {**out, "verdict": "holds", "holds": True,
+                "reason": f"reasoning gap above 0 for {', '.join(reasoning_gainers)}; every factual gap below "
+                          f"{flat_below:g} point(s)"}
+    why = (f"factual gap of {flat_below:g} point(s) or more for {', '.join(factual_above)}" if factual_above
+           else f"the verifier shows a gap on the factual task ({', '.join(factual_gainers)}) but none on the reasoning task")
+    return {**out, "verdict": "does not hold", "holds": False, "reason": why}
 
 
 def paper_scaling(family: str, methods: Sequence[str], task: str) -> tuple[dict[str, tuple[list, list]], str]:

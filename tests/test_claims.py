@@ -77,3 +77,114 @@ def test_backend_options_for_every_model_and_per_model():
     assert claims.backend_kwargs(small, opts) == {"dtype": "bfloat16"} and claims.backend_kwargs(small, None) == {}
     with pytest.raises(ValueError, match=r"\['Qwen/Qwen2-72B'\] do not"):
         claims.backend_kwargs(big, {"Qwen/Qwen2-72B": 4})
+
+
+# -- claim checks that must not pass for the wrong reason ------------------------------------------
+def synthetic_grid(us: dict, scores: dict, method: str = "mc", flops=None, unparseable=None):
+    """A Grid from utilities ``us[generator]`` and scores ``scores[(generator, verifier)]`` (no model runs)."""
+    from types import SimpleNamespace
+
+    names = list(us)
+    flops = flops or [10.0 ** (12 + i) for i in range(len(names))]
+    models = [claims.Model(n, n, f) for n, f in zip(names, flops)]
+    gens = {g: SimpleNamespace(u=np.asarray(u, dtype=float), extraction_failure_rate=0.0) for g, u in us.items()}
+    vers = {(g, v, method): Verification(method, np.asarray(s, dtype=float), [],
+                                         n_unparseable=int((unparseable or {}).get((g, v), 0) * np.size(s)),
+                                         n_outputs=int(np.size(s)))
+            for (g, v), s in scores.items()}
+    return claims.Grid(task=None, models=models, generations=gens, verifications=vers)
+
+
+def self_table(us, scores, filt, **kw):
+    """The self-verification rows (one per model) of a synthetic grid, as the chapters' tables have them."""
+    grid = synthetic_grid(us, {(g, g): s for g, s in scores.items()}, method=filt.method, **kw)
+    return grid.table({filt.method: filt}, n_boot=200)
+
+
+def noisy(u, rng, informative):
+    """Scores in [0, 1]: tracking u (informative) or pure noise (an uninformative verifier)."""
+    return np.clip((0.6 * u + 0.2 if informative else 0.5) + rng.normal(0, 0.05, u.shape), 0, 1)
+
+
+def test_untested_cells_are_named_not_counted_as_zero():
+    assert claims.untested(10, 10) == "the filter kept nothing (empty prompts: 10 of 10, 100%)"
+    assert claims.untested(10, 9) is None and claims.untested(10, 0, 0.5) is None
+    assert claims.untested(10, 0, 1.0) == "every verifier output was unparseable (100%)"
+    u = np.array([[1, 0, 1, 0]] * 6, dtype=float)
+    mc = claims.Filter("mc", tau=0.8)  # the organism's MC: P(Correct) ~ 0.5 everywhere, so tau 0.8 keeps nothing
+    t = self_table({"a": u, "b": u}, {"a": np.full(u.shape, 0.5), "b": np.full(u.shape, 0.55)}, mc)
+    assert list(t.untested) == [claims.untested(6, 6)] * 2 and (t.gap == 0).all()
+    why = claims.method_untested(t)
+    assert why.startswith("0 model(s) measured a gap") and "a, b: the filter kept nothing (empty prompts 100%)" in why
+    informative = self_table({"a": u, "b": u}, {"a": u, "b": u}, mc)
+    assert informative.untested.isna().all() and claims.method_untested(informative) is None
+    cot = claims.Filter("cot_binary", tau=0.5)  # all outputs unparseable: every score 0, every sample rejected
+    t = self_table({"a": u, "b": u}, {"a": np.zeros(u.shape), "b": u}, cot, unparseable={("a", "a"): 1.0})
+    assert t.set_index("generator").untested.to_dict() == {"a": "every verifier output was unparseable (100%)", "b": None}
+    assert claims.method_untested(t) == ("1 model(s) measured a gap, a trend needs 2 "
+                                         "(a: every verifier output was unparseable (100%))")
+
+
+def test_unimprovable_needs_the_contrast_and_an_informative_verifier():
+    rng = np.random.default_rng(0)
+    models = ("s", "m", "l")
+    mixed = {g: (rng.random((60, 8)) < 0.5).astype(float) for g in models}
+    quantile = claims.Filter("mc", quantile=0.5)
+
+    def rows(informative):
+        return self_table(mixed, {g: noisy(u, rng, informative) for g, u in mixed.items()}, quantile)
+
+    useless = claims.unimprovable_check(rows(False), rows(False))  # MC with P(Correct) ~ 0.5 on both tasks
+    assert useless["verdict"] == "could not be tested" and useless["holds"] is None
+    assert "shows a gap on neither task" in useless["reason"]
+    contrast = claims.unimprovable_check(rows(False), rows(True))  # a gap on reasoning, none on facts
+    assert contrast["verdict"] == "holds" and contrast["reasoning_gainers"] == list(models)
+    improvable = claims.unimprovable_check(rows(True), rows(True))
+    assert improvable["verdict"] == "does not hold" and "factual gap of 1 point(s) or more" in improvable["reason"]
+    reversed_ = claims.unimprovable_check(rows(True), rows(False))
+    assert reversed_["verdict"] == "does not hold"
+    never_right = {g: np.zeros((20, 8)) for g in models}  # no factual prompt can show a gap
+    blank = self_table(never_right, {g: noisy(u, rng, True) for g, u in never_right.items()}, quantile)
+    assert claims.unimprovable_check(blank, rows(True))["verdict"] == "could not be tested"
+    tied = self_table(mixed, {g: np.full(u.shape, 0.5) for g, u in mixed.items()}, quantile)  # keeps nothing
+    out = claims.unimprovable_check(tied, rows(True))
+    assert out["verdict"] == "could not be tested" and "the filter kept nothing" in out["reason"]
+
+
+def test_trend_tests_report_untestable_rows_and_columns():
+    rng = np.random.default_rng(1)
+    names = ["g1", "g2", "g3"]
+    us = {"g1": np.zeros((80, 8)), **{g: (rng.random((80, 8)) < 0.5).astype(float) for g in names[1:]}}
+    quality = {"g1": 0.0, "g2": 0.5, "g3": 1.0}  # verifier v's scores track u more the larger v is
+
+    def scores(g, v):
+        u = us[g]
+        return quality[v] * u + (1 - quality[v]) * rng.random(u.shape)
+
+    grid = synthetic_grid(us, {(g, v): scores(g, v) for g in names for v in names})
+    out = claims.trend_tests(grid, claims.Filter("mc", quantile=0.5), n_boot=200)
+    rows = {r["model"]: r for r in out["rows"]}
+    assert rows["g1"]["status"] == "untestable" and "no prompt with 0 < accuracy < 1" in rows["g1"]["reason"]
+    assert rows["g2"]["status"] == rows["g3"]["status"] == "rises" and rows["g2"]["slope_ci"][0] > 0
+    assert (out["rows_rising"], out["rows_testable"]) == (2, 2)
+    assert all(c["status"] != "untestable" for c in out["columns"])  # two generators with mixed prompts each
+    # a strict count calls the row of zeros "not rising"; the test calls it untestable
+    matrix = [[grid.gaps({"mc": claims.Filter("mc", quantile=0.5)})[(g, v, "mc")].absolute for v in names] for g in names]
+    assert claims.trend_counts(matrix)["rows_rising"] <= 2 and matrix[0] == [0.0, 0.0, 0.0]
+    # a verifier that keeps nothing (global tau above every score) makes its column untestable
+    none = synthetic_grid(us, {(g, v): scores(g, v) * (v != "g2") for g in names for v in names})
+    cols = {c["model"]: c for c in claims.trend_tests(none, claims.Filter("mc", tau=0.0), n_boot=100)["columns"]}
+    assert cols["g2"]["status"] == "untestable" and "keeps nothing or everything" in cols["g2"]["reason"]
+    with pytest.raises(ValueError, match="run it with cross=True"):
+        claims.trend_tests(synthetic_grid(us, {(g, g): us[g] for g in names}), claims.Filter("mc", tau=0.5))
+
+
+def test_slope_ci_of_the_absolute_gap():
+    rng = np.random.default_rng(2)
+    u = (rng.random((100, 8)) < 0.5).astype(float)
+    results = [gap(u, np.where(u == 1, 1.0, (rng.random(u.shape) > p).astype(float)), tau=0.5) for p in (0, 0.4, 0.8)]
+    lo, hi = claims.slope_ci(results, [1e12, 1e13, 1e14], kind="absolute", n_boot=200)
+    slope = np.polyfit(np.log([1e-9, 1e-8, 1e-7]), [100 * r.absolute for r in results], 1)[0]
+    assert lo <= slope <= hi and lo > 0
+    with pytest.raises(ValueError, match="`kind` must be"):
+        claims.slope_ci(results, [1, 2, 3], kind="pooled")
