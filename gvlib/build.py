@@ -7,7 +7,7 @@ notebooks' presets name, showing each model as it is ready, then executes the no
 
 Each notebook is executed with ``notebooks/params/<notebook>/<preset>.yaml`` into
 ``book/generated/<notebook>.ipynb``, then ``jupyter-book build`` renders everything with execution
-off (DESIGN.md "Build"): nothing at build time needs the network. A notebook whose inputs (its
+off: nothing at build time needs the network. A notebook whose inputs (its
 source, its preset, gvlib's code) are unchanged since its last successful execution is not
 re-executed; ``--force`` re-executes anyway. The stages inside each notebook are cached too.
 """
@@ -26,8 +26,9 @@ import yaml
 
 from gvlib.paths import REPO_ROOT, results_dir
 
-#: The executed notebooks of the book, in reading order (the table of contents is _toc.yml).
-BOOK_NOTEBOOKS = ("definitions", "scaling", "cross_verification", "unimprovable", "iterative")
+#: The executed notebooks of the book, in execution order (the reading order is _toc.yml): the organism
+#: page runs last, so that it reads the claim chapters' samples and verifications back from the cache.
+BOOK_NOTEBOOKS = ("definitions", "scaling", "cross_verification", "unimprovable", "iterative", "organism")
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 GENERATED_DIR = REPO_ROOT / "book" / "generated"
 _KEY = "gvlib_build_key"

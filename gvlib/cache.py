@@ -1,4 +1,4 @@
-"""A disk cache of samples and verifications (DESIGN.md "Caching and resume").
+"""A disk cache of samples and verifications, resumable chunk by chunk.
 
 An entry is keyed by a hash of everything that determines it (backend fingerprint, task and split,
 the exact prompt texts, sampling parameters, seed, verifier method …), stored as one file::
@@ -38,7 +38,7 @@ def digest(obj: Any) -> str:
 
 
 def progress(iterable, *, desc: str, total: int | None = None):
-    """A tqdm bar with an ETA on a terminal, silent otherwise (DESIGN.md "Progress")."""
+    """A tqdm bar with an ETA on a terminal, silent otherwise."""
     return tqdm(iterable, desc=desc, total=total, disable=not sys.stderr.isatty(), leave=False)
 
 

@@ -1,13 +1,13 @@
-"""The paper's published numbers, transcribed once (Song et al. 2025; reference/paper.md §4–§5).
+"""The paper's published numbers, transcribed once (Song et al. 2025; each table names its source).
 
 Every value is the paper's, in **percent** as printed (gvlib's metrics return fractions: divide by
-100 before comparing). Each table below is a verbatim transcription of one table of
-reference/paper.md, one model per line, columns in the paper's order; the source table or figure is
-named above it. Models are keyed by their Hugging Face id, so a notebook run on the paper's models
+100 before comparing). Each table below is a verbatim transcription of one of the paper's tables (or
+values read off a figure), one model per line, columns in the paper's order; the source table or figure
+is named above it. Models are keyed by their Hugging Face id, so a notebook run on the paper's models
 finds the paper's value of the model it just measured. Nothing here is computed; the only code
 parses the transcribed text into dicts.
 
-Known inconsistencies of the paper are kept as printed and flagged where they occur (reference/paper.md §7.9).
+Known inconsistencies of the paper are kept as printed and flagged where they occur.
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def _rows(text: str, width: int) -> dict[str, tuple[float, ...]]:
     return out
 
 
-# -- FLOPs (reference/paper.md §4 "FLOPs"): pre-training compute C / 1e21, the x of Fig. 1 ------------
+# -- FLOPs (ObsScaling, Ruan et al. 2024, which the paper cites): pre-training compute C / 1e21, Fig. 1's x
 # Qwen-1.5 and Llama-2 are ObsScaling's 6·N·D; Yi-1.5 9B (≈210) and Qwen-2 0.5–7B are as read off the
 # figures; Qwen-2.5 from Fig. 12 (Fig. 1's Qwen-2.5 x labels are wrong); Llama-3/3.1 from ObsScaling.
 FLOPS_1E21: dict[str, float] = {k: v[0] for k, v in _rows("""
@@ -94,7 +94,7 @@ def family_of(model_id: str) -> str | None:
 #: CoT-Binary, CoT-Score at tau 8/9, Tournament after 5 rounds.
 GSM8K_COLUMNS = ("mc_top0.7", "mc_top0.8", "mc_tau0.7", "mc_tau0.8", "cot_binary",
                  "cot_score_tau8", "cot_score_tau9", "tournament_r5")
-#: The column of each verifier that Fig. 1 plots (MC: global tau 0.8, reference/paper.md §1 [DIG]).
+#: The column of each verifier that Fig. 1 plots (MC: global tau 0.8, whose Tab. 5 values are Fig. 1's MC points).
 FIG1_COLUMNS = {"mc": "mc_tau0.8", "cot_score": "cot_score_tau8", "cot_binary": "cot_binary",
                 "tournament": "tournament_r5"}
 
@@ -127,7 +127,7 @@ GSM8K_ACCURACY: dict[str, float] = {m: v[0] for m, v in _TAB4.items()}
 #: GSM8K absolute gap (%) per verifier column, Tab. 4.
 GSM8K_GAP: dict[str, dict[str, float]] = {m: dict(zip(GSM8K_COLUMNS, v[1:])) for m, v in _TAB4.items()}
 
-# Tab. 5. Qwen-2 72B CoT-S tau8 is 14.34 in Tab. 5 but 18.79 in Fig. 1 (reference/paper.md §7.9): kept as Tab. 5.
+# Tab. 5. Qwen-2 72B CoT-S tau8 is 14.34 in Tab. 5 but 18.79 in Fig. 1: kept as Tab. 5.
 #: GSM8K relative gap (%) per verifier column, Tab. 5 (what Fig. 1 plots with FIG1_COLUMNS).
 GSM8K_RELATIVE_GAP: dict[str, dict[str, float]] = {m: dict(zip(GSM8K_COLUMNS, v)) for m, v in _rows("""
 Qwen/Qwen1.5-0.5B -0.70 -1.60 -2.56 -4.15 -0.03 -0.13 0.04 0.59
@@ -153,7 +153,7 @@ meta-llama/Llama-3.1-70B 22.83 22.47 19.91 3.09 16.68 12.65 13.59 -1.03
 01-ai/Yi-1.5-34B 23.94 23.68 12.70 18.40 15.02 16.69 16.96 8.89
 """, len(GSM8K_COLUMNS)).items()}
 
-# -- MATH relative gap (%), read off Fig. 1 [DIG] (the paper has no MATH table) ------------------------
+# -- MATH relative gap (%), read off Fig. 1 (the paper has no MATH table) ------------------------
 #: {family: {method: values per model of FAMILIES[family], smallest first}}.
 MATH_RELATIVE_GAP: dict[str, dict[str, tuple[float, ...]]] = {
     "Qwen-1.5": {"mc": (-0.78, -0.21, 1.54, 6.15, 11.27, 11.75, 8.30),
@@ -172,7 +172,7 @@ MATH_RELATIVE_GAP: dict[str, dict[str, tuple[float, ...]]] = {
 
 # -- Cross-verification, GSM8K absolute gap (%), Fig. 3 ------------------------------------------------
 # Rows are generators, columns verifiers, both in FAMILIES order. MC uses the quantile-0.8 threshold,
-# CoT-Score tau = 8. Qwen-2 72B CoT-S diagonal: 2.28 here, 2.08 in Tabs. 3-4 (reference/paper.md §7.9).
+# CoT-Score tau = 8. Qwen-2 72B CoT-S diagonal: 2.28 here, 2.08 in Tabs. 3-4.
 #: {family: {method: matrix[generator][verifier]}}.
 CROSS_VERIFICATION: dict[str, dict[str, tuple[tuple[float, ...], ...]]] = {
     "Llama-2": {
@@ -252,7 +252,7 @@ meta-llama/Llama-3.1-70B 1.68 5.5 6.87
 01-ai/Yi-1.5-34B 4.48 -1.75 -0.77
 """, 3).items()}
 
-# -- Iterative self-improvement, §5, Fig. 4 [DIG] ------------------------------------------------------
+# -- Iterative self-improvement, §5, Fig. 4 (read off) ---------------------------------------------------
 #: The paper's saturation line: a gap below 0.5 (%) counts as saturated (Fig. 4).
 SATURATION_LINE = 0.5
 # GSM8K accuracy (%) and, in the second tuple, the gap (%) at rounds 0-3; Qwen-1.5, CoT-Binary, rejection sampling.
@@ -274,7 +274,7 @@ ITERATIVE_PASS_AT_K: dict[int, dict[int, float]] = {
         (65.07, 70.33, 74.73, 78.24, 80.99, 83.34, 85.07, 86.43),
     ))
 }
-#: The verifier ablation (Fig. 10 [DIG]): Qwen-1.5-7B on GSM8K filtered by the gold answer or by a fixed
+#: The verifier ablation (Fig. 10, read off the figure): Qwen-1.5-7B on GSM8K filtered by the gold answer or by a fixed
 #: Qwen-1.5-72B verifier; {verifier: {k: pass@k (%) by iteration 0-3}} for k = 1 and 128.
 ITERATIVE_VERIFIER_ABLATION: dict[str, dict[int, tuple[float, ...]]] = {
     "gold": {1: (53.17, 86.39, 83.36, 84.77), 128: (96.59, 96.97, 97.94, 99.32)},

@@ -1,4 +1,4 @@
-"""Papermill parameters: declared once per notebook, validated before anything runs (DESIGN.md "Conventions").
+"""Papermill parameters: declared once per notebook, validated before anything runs.
 
 Papermill only *warns* about a parameter the notebook does not declare and injects it anyway, so a
 mistyped ``-p n_sampels 64`` would silently run with the default. Each notebook therefore calls, in
@@ -142,6 +142,17 @@ NOTEBOOKS: dict[str, dict[str, Param]] = {
         "mc_quantile": Param(float, "MC: keep samples above this per-prompt quantile of the scores", in_range(0.0, 1.0)),
         "cot_score_threshold": Param(float, "CoT-Score: keep samples with score > this", in_range(0.0, 10.0)),
         "paper_family": Param(str, "the paper's family whose NQ and Sudoku rows are shown", one_of(*_PAPER_FAMILIES)),
+    },
+    "organism": {
+        "organism": Param((str, type(None)), "organism family preset (gvlib.organism.PRESETS), or None for a build "
+                          "without the organism"),
+        "n_prompts": Param(int, "test problems per task (the first ones)", in_range(1)),
+        "n_samples": Param(int, "samples per prompt", in_range(1)),
+        "temperature": Param(float, "sampling temperature of generator and verifier (paper: 0.7)", in_range(0.0)),
+        "top_p": Param(float, "nucleus sampling mass (paper: 0.9)", in_range(0.0, 1.0, lo_open=True)),
+        "mc_threshold": Param(float, "the global MC threshold whose yield is reported", in_range(0.0, 1.0)),
+        "cpu_threads": Param((int, type(None)), "torch CPU threads while sampling (None: torch's default)", in_range(1)),
+        "seed": Param(int, "seed of sampling and verification", in_range(0)),
     },
     "iterative": {
         "organism": Param((str, type(None)), "organism family preset (gvlib.organism.PRESETS), or None to use `model` as given"),

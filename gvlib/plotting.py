@@ -1,6 +1,6 @@
 """The book's figures: one style, static images, the paper's numbers drawn beside ours.
 
-Conventions (reference/book-style.md §4 item 11): no figure titles (captions live in the notebook's
+Conventions: no figure titles (captions live in the notebook's
 cell metadata and markdown), lowercase axis labels, ``lw=2``, one figure size set here. A panel that
 shows the paper's values says so in its own heading ("paper: …"), so the two are never confused.
 Every function returns the matplotlib Figure; :func:`save` writes it next to the results JSON.

@@ -1,10 +1,10 @@
-"""The paper's verification prompts (App. E; reference/paper.md §2) for the real tasks.
+"""The paper's verification prompts (App. E) for the real tasks.
 
 The MC prompt is the paper's text verbatim. The CoT-Binary, CoT-Score and Tournament prompts
 follow the paper's instructions, criteria and output formats point by point; App. E prints the
 GSM8K versions, and the answer phrase is a slot (``{answer_format}``) so that each task names its
 own format ("The answer is ANSWER" for GSM8K, "Final Answer: The final answer is ANSWER" for
-MATH; the paper's CoT-Score prompt prints the MATH phrase even for GSM8K, reference/paper.md §2).
+MATH; the paper's CoT-Score prompt prints the MATH phrase even for GSM8K, App. E).
 The paper verifies 4-shot (§3 fn. 4) but does not publish its demonstrations, so each task
 freezes its own (:class:`Demo`: a problem with one correct and one subtly wrong solution and a
 short justification of each); :func:`demo_block` turns one into a solved example of any method,

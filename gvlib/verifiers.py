@@ -1,4 +1,4 @@
-"""The paper's four verifiers (§3, App. A, App. E; reference/paper.md §2).
+"""The paper's four verifiers (§3, App. A, App. E).
 
 Each takes a verifier backend, a task, the problems and their candidates (``candidates[i][j]`` is
 sample j of problem i) and returns a :class:`Verification` whose ``scores`` have shape
@@ -14,7 +14,7 @@ generator's backend, cross-verification another one: the call is the same.
   randomly ordered survivors (seeded per problem), halving each round. The score is the number of
   rounds a candidate survived, so ``survivors[r] = scores >= r`` is the 0/1 mask after round r.
 
-Conventions the paper leaves open (reference/paper.md §7.5), decided here and counted:
+Conventions the paper leaves open (§3, App. E), decided here and counted:
 an unparseable CoT-Binary output scores 0 (rejected), an unparseable CoT-Score output scores 0
 (below every threshold τ ≥ 1, so rejected whatever the threshold and kept apart from a real 1),
 an unparseable tournament comparison is decided by a seeded coin flip and is left out of the

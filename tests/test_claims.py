@@ -34,7 +34,7 @@ def test_trend_counts_reproduce_the_papers_counts():
         for m in tables.values():
             c = claims.trend_counts(m)
             rows, cols, n = rows + c["rows_rising"], cols + c["columns_falling"], n + c["n"]
-    assert (rows, cols, n) == (13, 7, 14)  # reference/paper.md §5(b)
+    assert (rows, cols, n) == (13, 7, 14)  # paper §4.2, Fig. 3
     with pytest.raises(ValueError, match="square"):
         claims.trend_counts([[1, 2, 3]])
 

@@ -308,7 +308,12 @@ def test_notebook_runs_with_the_tiny_preset(tmp_path, monkeypatch):
         assert set(run["rounds"][0]["pass_at_k"]) == {"1", "2", "4"}
     assert record["claim_check"]["main_run"] == "self" and "diversity_drop" in record["claim_check"]["self"]
     assert (tmp_path / "results" / "iterative-pass-at-k-per-round.png").is_file()
-    assert "**Saturation.**" in out.read_text()
+    text = out.read_text()
+    assert "**Saturation.**" in text
+    # on the tiny family the self filter keeps nothing: the chapter says "not tested", not "no gap to close"
+    assert all(r["filter"]["kept"] == 0 for r in runs["self"]["rounds"][:-1])
+    assert "Not tested: at round 0 the filter kept nothing (empty prompts: 4 of 4, 100%)" in text
+    assert "Not tested: the filter kept no sample in any round" in text
 
 
 def test_an_adapter_finished_before_the_kill_is_reused(tiny, tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""gvlib.metrics against hand-computed cases and the paper's published numbers (reference/paper.md §1, §4)."""
+"""gvlib.metrics against hand-computed cases and the paper's published numbers (§2, §3, Fig. 2, Tab. 5)."""
 from fractions import Fraction
 from math import comb
 
@@ -125,7 +125,7 @@ def test_pass_at_k_rejects_k_above_n():
         pass_at_k(8, 9, 1)
 
 
-# Paper Tab. 5 (GSM8K relative gap %, CoT-S tau 8) and the FLOPs of reference/paper.md §4 (units of 1e21).
+# Paper Tab. 5 (GSM8K relative gap %, CoT-S tau 8) and the FLOPs Fig. 1 plots (units of 1e21).
 QWEN15_FLOPS = [7.2, 25.92, 57.6, 168, 336, 768, 1296]
 QWEN15_COTS = [-0.13, 3.10, 6.92, 5.50, 8.00, 8.40, 14.96]
 LLAMA2_FLOPS = [84, 156, 840]

@@ -44,3 +44,28 @@ def test_definitions_notebook_reproduces_fig2(tmp_path):
                                kernel_name="python3", progress_bar=False, cwd=str(ROOT))
     text = json.dumps(nbformat.read(out, as_version=4).cells)
     assert "gap                      = 6.7%" in text
+
+
+def test_organism_page_quotes_its_own_run(tmp_path, monkeypatch):
+    """The organism page states this build's accuracies and MC yields from the run it executes, and writes them."""
+    monkeypatch.setenv("GVLIB_RESULTS", str(tmp_path))
+    preset = yaml.safe_load((ROOT / "notebooks" / "params" / "organism" / "tiny.yaml").read_text())
+    out = tmp_path / "organism.ipynb"
+    papermill.execute_notebook(str(ROOT / "notebooks" / "organism.ipynb"), str(out), parameters=preset,
+                               kernel_name="python3", progress_bar=False, cwd=str(ROOT))
+    record = json.loads((tmp_path / "organism.json").read_text())
+    rows = record["measured"]["rows"]
+    assert {r["task"] for r in rows} == {"organism/facts", "organism/arith", "organism/sudoku"}
+    assert [m["model"] for m in record["measured"]["members"]] == ["t1", "t2", "t3"]
+    text = json.dumps(nbformat.read(out, as_version=4).cells)
+    arith = [r["accuracy %"] for r in rows if r["task"] == "organism/arith"]
+    assert "`organism/arith`: " + ", ".join(f"{a:.1f}" for a in arith) + "%" in text
+    assert "Mean P(Correct) of each member's own samples: t1 " in text
+
+
+def test_organism_page_is_built_from_the_notebook():
+    """No typed per-build numbers: the page is the executed notebook, run last so it reads the chapters' cache."""
+    from gvlib.build import BOOK_NOTEBOOKS
+
+    assert not (ROOT / "book" / "organism.md").exists() and BOOK_NOTEBOOKS[-1] == "organism"
+    assert "book/generated/organism" in (ROOT / "_toc.yml").read_text()

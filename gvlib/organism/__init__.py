@@ -1,4 +1,4 @@
-"""The model organism (DESIGN.md): a family of tiny Llamas trained from scratch on synthetic tasks.
+"""The model organism (the book's organism page): a family of tiny Llamas trained from scratch on synthetic tasks.
 
 Public API
 ----------

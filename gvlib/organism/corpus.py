@@ -1,7 +1,7 @@
-"""The organism's pre-training corpus: knowledge, generation and verification documents (DESIGN.md).
+"""The organism's pre-training corpus: knowledge, generation and verification documents (the book's organism page).
 
 A corpus is an endless, seeded stream of documents, each ``[BOS] prompt target [EOS]``, packed into
-fixed-length rows; the loss is taken on the target tokens only (DESIGN.md: this learns much faster).
+fixed-length rows; the loss is taken on the target tokens only.
 
 - ``know``   statements of the knowledge base (``know p012 city = rome p201 pet = owl …``), all facts,
              the test facts included (NQ facts are in a real pre-training corpus); loss on the values;

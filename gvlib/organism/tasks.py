@@ -128,7 +128,7 @@ class SudokuTask(OrganismTask):
         four digits copied from the candidate, then ``ok`` / ``bad`` (rows also check the givens).
 
         Writing the digits first makes every verdict local (are these four distinct?), which is what
-        makes checking easier than producing (DESIGN.md: step-wise CoT checks were easy to learn)."""
+        makes checking easier than producing."""
         grid = _parse_grid(candidate)
         if grid is None:
             return ["form", "bad"]

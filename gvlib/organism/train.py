@@ -26,7 +26,7 @@ from gvlib.organism.corpus import Corpus
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One family member: shape and training length (lr ~1e-3 suits these sizes, DESIGN.md)."""
+    """One family member: shape and training length (lr ~1e-3 suits these sizes)."""
 
     name: str
     hidden: int

@@ -47,7 +47,7 @@ def field_of(rec: dict[str, Any], names: Sequence[str], where: str) -> Any:
 
 
 def extraction_failure_rate(task: Task, completions: Sequence[str] | Sequence[Sequence[str]]) -> float:
-    """Fraction of completions from which ``task.extract`` reads no answer (paper.md §7.4)."""
+    """Fraction of completions from which ``task.extract`` reads no answer (reported beside every result)."""
     flat = [c for item in completions for c in ([item] if isinstance(item, str) else item)]
     return sum(task.extract(c) is None for c in flat) / len(flat) if flat else 0.0
 
