@@ -244,8 +244,11 @@ def render(root: Path = REPO_ROOT, out: Path = REPO_ROOT) -> Path:
     """Run ``jupyter-book build`` on ``root`` into ``out/_build/html`` (execution off; a warning is an
     error, all of them reported) and copy the results JSON next to the HTML."""
     jb = Path(sys.executable).with_name("jupyter-book")
-    subprocess.run([str(jb), "build", str(root), "--path-output", str(out), "--quiet", "-W", "-n", "--keep-going"],
-                   check=True, cwd=REPO_ROOT)
+    done = subprocess.run([str(jb), "build", str(root), "--path-output", str(out), "--quiet", "-W", "-n", "--keep-going"],
+                          cwd=REPO_ROOT)
+    if done.returncode:
+        raise SystemExit(f"jupyter-book build failed (exit {done.returncode}): the warnings or errors above fail the "
+                         "build (-W); fix them")
     html = out / "_build" / "html"
     if results_dir().is_dir():
         shutil.copytree(results_dir(), html / "results", dirs_exist_ok=True)
