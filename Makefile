@@ -1,6 +1,8 @@
 # The two commands of the README:
 #   make book   set up .venv, train (or reuse) the organism, execute the notebooks, build the HTML
 #   make test   set up .venv and run the tests
+# and CI's: make book-tiny  the whole book on the `tiny` presets in _build/tiny (HTML, warnings are errors);
+#           tests/test_book.py checks its HTML
 # Both create or reuse the virtual environment .venv from the pinned requirements.txt; make test
 # adds requirements-test.txt (Triton, to test the GPU kernel on the CPU through its interpreter).
 PYTHON ?= python3
@@ -9,7 +11,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: book test venv clean
+.PHONY: book book-tiny test venv clean
 
 venv: $(STAMP)
 
@@ -23,6 +25,10 @@ $(STAMP): requirements.txt pyproject.toml
 
 book: $(STAMP)
 	$(PY) -m gvlib.build $(ARGS)
+
+# Its own sources, results and HTML under _build/tiny: the default book's outputs are left alone.
+book-tiny: $(STAMP)
+	$(PY) -m gvlib.build --preset tiny --out _build/tiny $(ARGS)
 
 $(TEST_STAMP): $(STAMP) requirements-test.txt
 	$(PY) -m pip install --quiet -r requirements-test.txt

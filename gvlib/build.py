@@ -3,23 +3,42 @@
 ``make book`` runs ``python -m gvlib.build``: it first trains (or reuses) the organism families the
 notebooks' presets name, showing each model as it is ready, then executes the notebooks. Options:
 
-    python -m gvlib.build [--preset default] [--only scaling,iterative] [--force]
+    python -m gvlib.build [--preset default] [--only scaling,iterative] [--force] [--out DIR]
 
 Each notebook is executed with ``notebooks/params/<notebook>/<preset>.yaml`` into
 ``book/generated/<notebook>.ipynb``, then ``jupyter-book build`` renders everything with execution
-off: nothing at build time needs the network. A notebook whose inputs (its
-source, its preset, gvlib's code) are unchanged since its last successful execution is not
-re-executed; ``--force`` re-executes anyway. The stages inside each notebook are cached too.
+off: nothing at build time needs the network, and a warning (a broken reference, a missing
+figure) fails the build. A notebook whose inputs (its source, its preset, gvlib's code, the
+repository setting) are unchanged since its last successful execution is not re-executed;
+``--force`` re-executes anyway. The stages inside each notebook are cached too.
+
+Before execution each notebook gets, in its executed copy only: a first cell that installs gvlib
+from the book's repository (``_config.yml``: ``repository.url``) when the kernel lacks it, so a
+notebook opened from a launch button runs on a fresh Colab or Binder kernel; and its parameters
+cell with the preset's values written in, so the page shows one parameters block, the values the
+chapter ran with.
+
+``--out DIR`` builds a separate book (e.g. ``make book-tiny``: ``--preset tiny --out _build/tiny``):
+the book's sources are copied to ``DIR/src``, the notebooks executed into ``DIR/src/book/generated``,
+their results written to ``DIR/results`` and the HTML to ``DIR/_build/html``; the default book's
+``book/generated``, ``results`` and ``_build/html`` are left as they are.
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
+import io
+import json
+import os
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
+import tokenize
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import yaml
@@ -31,7 +50,11 @@ from gvlib.paths import REPO_ROOT, results_dir
 BOOK_NOTEBOOKS = ("definitions", "scaling", "cross_verification", "unimprovable", "iterative", "organism")
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 GENERATED_DIR = REPO_ROOT / "book" / "generated"
+#: What a separate build (--out) copies of the book's sources; book/generated is written anew there.
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
 _KEY = "gvlib_build_key"
+#: Tag of the install cell that the build puts first in every executed notebook.
+INSTALL_TAG = "gvlib-install"
 
 
 def preset_path(notebook: str, preset: str) -> Path | None:
@@ -54,7 +77,88 @@ def _inputs_key(notebook: str, preset: Path | None) -> str:
     for path in sources:
         h.update(path.relative_to(REPO_ROOT).as_posix().encode())
         h.update(path.read_bytes())
+    h.update(repository_url().encode())
     return h.hexdigest()
+
+
+def repository_url() -> str:
+    """The book's repository, its one setting: ``repository.url`` in ``_config.yml`` (README)."""
+    config = yaml.safe_load((REPO_ROOT / "_config.yml").read_text()) or {}
+    url = str((config.get("repository") or {}).get("url") or "").rstrip("/")
+    if not url.startswith("https://"):
+        raise SystemExit(f"_config.yml: repository.url must be the book's https repository URL, got {url!r}")
+    return url
+
+
+def install_cell(url: str) -> nbformat.NotebookNode:
+    """The first cell of an executed notebook: pip-installs gvlib from ``url`` when the kernel lacks it.
+
+    It defines no variable (only modules), so the notebook's parameter check sees nothing new.
+    """
+    source = (
+        "# On a fresh Colab or Binder kernel: install gvlib from the book's repository (a no-op where it is installed).\n"
+        "import importlib, importlib.util, subprocess, sys\n"
+        "if importlib.util.find_spec(\"gvlib\") is None:\n"
+        f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"--quiet\", \"gvlib @ git+{url}\"], check=True)\n"
+        "    importlib.invalidate_caches()"
+    )
+    return nbformat.v4.new_code_cell(source, metadata={"tags": [INSTALL_TAG, "hide-cell"]})
+
+
+def _literal(value: Any) -> str:
+    """``value`` (from a YAML preset) as a Python literal in the notebooks' style (double-quoted strings)."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in value.items()) + "}"
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)
+    raise TypeError(f"preset value {value!r} of type {type(value).__name__} has no Python literal")
+
+
+def merge_parameters(source: str, values: dict, header: str) -> str:
+    """The parameters cell ``source`` with ``values`` written in place of its defaults, under ``header``.
+
+    Each ``name = default  # meaning`` line keeps its name and meaning; a value spanning several lines
+    is replaced whole. A name in ``values`` that the cell does not assign is an error.
+    """
+    lines = source.splitlines()
+    comments = {tok.start[0]: tok.string for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+                if tok.type == tokenize.COMMENT}
+    spans = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            spans[node.targets[0].id] = (node.lineno, node.end_lineno)
+    unknown = sorted(set(values) - set(spans))
+    if unknown:
+        raise SystemExit(f"the preset sets {unknown}, which the notebook's parameters cell does not define")
+    for name, (first, last) in sorted(((n, spans[n]) for n in values), key=lambda item: -item[1][0]):
+        comment = comments.get(last)
+        text = f"{name} = {_literal(values[name])}"
+        if ast.literal_eval(_literal(values[name])) != values[name]:
+            raise SystemExit(f"preset value of {name!r} does not round-trip as a Python literal: {values[name]!r}")
+        lines[first - 1:last] = [f"{text}  {comment}" if comment else text]
+    return "\n".join([*header.splitlines(), *lines])
+
+
+def prepare(nb: nbformat.NotebookNode, notebook: str, preset: str, parameters: dict, url: str) -> nbformat.NotebookNode:
+    """The notebook as the build executes it: the install cell first, the preset written into its parameters."""
+    cells = [c for c in nb.cells if INSTALL_TAG not in c.metadata.get("tags", [])]
+    tagged = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
+    if len(tagged) > 1:
+        raise SystemExit(f"notebooks/{notebook}.ipynb has {len(tagged)} cells tagged 'parameters'; papermill needs one")
+    if tagged:
+        where = (f"the defaults, and preset {preset!r} (notebooks/params/{notebook}/{preset}.yaml) for "
+                 + ", ".join(parameters) if parameters else "the notebook's defaults")
+        header = textwrap.fill(f"The parameters this page ran with: {where}.", 100, initial_indent="# ",
+                               subsequent_indent="# ")
+        tagged[0].source = merge_parameters(tagged[0].source, parameters, header)
+    elif parameters:
+        raise SystemExit(f"notebooks/{notebook}.ipynb has no 'parameters' cell for its preset {preset!r}")
+    nb.cells = [install_cell(url), *cells]
+    return nb
 
 
 def _up_to_date(output: Path, key: str) -> bool:
@@ -66,23 +170,24 @@ def _up_to_date(output: Path, key: str) -> bool:
         return False
 
 
-def execute(notebook: str, preset: str, *, force: bool = False) -> float:
-    """Execute one notebook with papermill into book/generated/; returns the seconds it took."""
+def execute(notebook: str, preset: str, *, force: bool = False, generated: Path = GENERATED_DIR) -> float:
+    """Execute one notebook (:func:`prepare`) with papermill into ``generated``; returns the seconds it took."""
     import papermill
 
     params_file = preset_path(notebook, preset)
-    parameters = yaml.safe_load(params_file.read_text()) if params_file else {}
-    output = GENERATED_DIR / f"{notebook}.ipynb"
+    parameters = (yaml.safe_load(params_file.read_text()) or {}) if params_file else {}
+    output = generated / f"{notebook}.ipynb"
     key = _inputs_key(notebook, params_file)
     if not force and _up_to_date(output, key):
         print(f"  {notebook}: unchanged since its last run, reused", flush=True)
         return 0.0
     t0 = time.time()
-    GENERATED_DIR.mkdir(parents=True, exist_ok=True)
+    generated.mkdir(parents=True, exist_ok=True)
     partial = output.with_suffix(".partial.ipynb")
-    papermill.execute_notebook(
-        str(NOTEBOOK_DIR / f"{notebook}.ipynb"), str(partial), parameters=parameters or None,
-        cwd=str(REPO_ROOT), kernel_name="python3", progress_bar=sys.stderr.isatty(),
+    nb = prepare(nbformat.read(NOTEBOOK_DIR / f"{notebook}.ipynb", as_version=4), notebook, preset, parameters,
+                 repository_url())
+    papermill.execute_notebook(  # the preset is in the parameters cell: nothing for papermill to inject
+        nb, str(partial), cwd=str(REPO_ROOT), kernel_name="python3", progress_bar=sys.stderr.isatty(),
     )
     nb = nbformat.read(partial, as_version=4)
     nb.metadata[_KEY] = key
@@ -123,11 +228,29 @@ def train_organism(name: str) -> float:
     return time.time() - t0
 
 
-def render() -> Path:
-    """Run ``jupyter-book build`` (execution off) and copy the results JSON next to the HTML."""
+def stage(out: Path) -> Path:
+    """Copy the book's sources (not its executed notebooks) to ``out/src`` for a separate build; returns it."""
+    src = out / "src"
+    for name in BOOK_SOURCES:
+        path = REPO_ROOT / name
+        if path.is_dir():
+            shutil.copytree(path, src / name, dirs_exist_ok=True, ignore=shutil.ignore_patterns("generated"))
+        else:
+            src.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, src / name)
+    return src
+
+
+def render(root: Path = REPO_ROOT, out: Path = REPO_ROOT) -> Path:
+    """Run ``jupyter-book build`` on ``root`` into ``out/_build/html`` (execution off; a warning is an
+    error, all of them reported) and copy the results JSON next to the HTML."""
     jb = Path(sys.executable).with_name("jupyter-book")
-    subprocess.run([str(jb), "build", str(REPO_ROOT), "--quiet"], check=True, cwd=REPO_ROOT)
-    html = REPO_ROOT / "_build" / "html"
+    done = subprocess.run([str(jb), "build", str(root), "--path-output", str(out), "--quiet", "-W", "-n", "--keep-going"],
+                          cwd=REPO_ROOT)
+    if done.returncode:
+        raise SystemExit(f"jupyter-book build failed (exit {done.returncode}): the warnings or errors above fail the "
+                         "build (-W); fix them")
+    html = out / "_build" / "html"
     if results_dir().is_dir():
         shutil.copytree(results_dir(), html / "results", dirs_exist_ok=True)
     return html / "index.html"
@@ -138,6 +261,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preset", default="default", help="parameter preset of every notebook (default: %(default)s)")
     parser.add_argument("--only", help="comma-separated notebooks to execute (the others are reused as they are)")
     parser.add_argument("--force", action="store_true", help="re-execute notebooks even when their inputs are unchanged")
+    parser.add_argument("--out", type=Path, help="build a separate book in this folder (sources, results, HTML), "
+                        "leaving the default book's outputs alone")
     args = parser.parse_args(argv)
 
     notebooks = BOOK_NOTEBOOKS
@@ -147,6 +272,12 @@ def main(argv: list[str] | None = None) -> None:
         if unknown:
             parser.error(f"unknown notebook(s) {unknown}; the book has {list(BOOK_NOTEBOOKS)}")
 
+    root, out, generated = REPO_ROOT, REPO_ROOT, GENERATED_DIR
+    if args.out is not None:
+        out = args.out.resolve()
+        root = stage(out)
+        generated = root / "book" / "generated"
+        os.environ["GVLIB_RESULTS"] = str(out / "results")  # the notebooks' kernels inherit it
     t0 = time.time()
     for name in organism_presets(notebooks, args.preset):
         print(f"[organism] training or reusing the {name!r} family (python -m gvlib.organism --preset {name}) "
@@ -155,9 +286,9 @@ def main(argv: list[str] | None = None) -> None:
     for i, notebook in enumerate(notebooks, 1):
         print(f"[{i}/{len(notebooks)}] executing notebooks/{notebook}.ipynb (preset {args.preset!r}) "
               f"[{time.time() - t0:.0f} s elapsed]", flush=True)
-        execute(notebook, args.preset, force=args.force)
+        execute(notebook, args.preset, force=args.force, generated=generated)
     print(f"rendering the book with Jupyter Book [{time.time() - t0:.0f} s elapsed]", flush=True)
-    index = render()
+    index = render(root, out)
     print(f"\nbook built in {time.time() - t0:.0f} s: open {index}")
 
 

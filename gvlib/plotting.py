@@ -17,7 +17,8 @@ import seaborn as sns
 from gvlib.metrics import FLOPS_UNIT
 from gvlib.paths import results_dir
 
-__all__ = ["setup", "save", "METHOD_LABELS", "scaling_figure", "heatmaps", "gap_bars"]
+__all__ = ["setup", "save", "METHOD_LABELS", "scaling_figure", "heatmaps", "gap_bars", "rounds_figure",
+           "pass_at_k_figure", "ablation_figure"]
 
 #: How each verification method is named in legends (paper §3).
 METHOD_LABELS = {"mc": "MC", "cot_score": "CoT-Score", "cot_binary": "CoT-Binary", "tournament": "Tournament"}
@@ -140,5 +141,85 @@ def gap_bars(groups: Mapping[str, Mapping[str, tuple[float, float, float]]], *, 
     if heading:
         ax.set_title(heading, fontsize="small")
     ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def _round_axes(ax: plt.Axes, n_rounds: int, ylabel: str, heading: str) -> None:
+    ax.set_xlabel("round")
+    ax.set_ylabel(ylabel)
+    ax.set_xticks(range(n_rounds))
+    ax.set_title(heading, fontsize="small")
+    ax.legend(fontsize="x-small")
+
+
+def rounds_figure(accuracy: Mapping[str, Sequence[float]], gap: Mapping[str, tuple], paper_accuracy: Mapping[str, Sequence[float]],
+                  paper_gap: Mapping[str, Sequence[float]], *, line: float, ours_label: str, paper_label: str) -> plt.Figure:
+    """Accuracy and gap per round of iterative self-improvement, ours (top) over the paper's (bottom; Fig. 4).
+
+    ``accuracy[run]``: accuracy (%) per round; ``gap[run] = (gap, lo, hi)`` (%, per round, a 95% CI);
+    ``paper_*[model]``: the paper's values per round (%); ``line``: the saturation line (points).
+    """
+    fig, ((ax_acc, ax_gap), (paper_acc, paper_gap_ax)) = plt.subplots(2, 2, figsize=(_FIGSIZE[0], 7.5))
+    for run, values in accuracy.items():
+        ax_acc.plot(range(len(values)), values, marker="o", label=run)
+    for run, (values, lo, hi) in gap.items():
+        g, lo, hi = (np.asarray(a, dtype=float) for a in (values, lo, hi))
+        ax_gap.errorbar(range(len(g)), g, yerr=[g - lo, hi - g], marker="o", capsize=3, label=run)
+    for model, values in paper_accuracy.items():
+        paper_acc.plot(range(len(values)), values, marker="o", label=model)
+    for model, values in paper_gap.items():
+        paper_gap_ax.plot(range(len(values)), values, marker="o", label=model)
+    for ax in (ax_gap, paper_gap_ax):
+        ax.axhline(line, color="0.3", ls=":", lw=1.5, label=f"saturation ({line:g})")
+    n = max(len(v) for v in [*accuracy.values(), *paper_accuracy.values()])
+    _round_axes(ax_acc, n, "accuracy (%)", f"ours: {ours_label}")
+    _round_axes(ax_gap, n, "gap (%)", "ours: gap of the run's verifier (95% CI)")
+    _round_axes(paper_acc, n, "accuracy (%)", f"paper: {paper_label}")
+    _round_axes(paper_gap_ax, n, "gap (%)", f"paper: gap ({paper_label})")
+    fig.tight_layout()
+    return fig
+
+
+def pass_at_k_figure(ours: Sequence[Mapping[int, float]], paper: Mapping[int, Mapping[int, float]], *, ours_label: str,
+                     paper_label: str) -> plt.Figure:
+    """pass@k (%) against k (log scale), one line per round: ours (left) beside the paper's (right; Fig. 4).
+
+    ``ours[t]`` and ``paper[t]`` map k to pass@k (%) after round t.
+    """
+    fig, (ax, ax_paper) = plt.subplots(1, 2)
+    for a, curves, heading in ((ax, dict(enumerate(ours)), f"ours: {ours_label}"), (ax_paper, paper, f"paper: {paper_label}")):
+        last = max(max(curves), 1)
+        for t, curve in curves.items():
+            a.plot(list(curve), list(curve.values()), marker="o", color=plt.cm.viridis(0.9 * t / last), label=f"round {t}")
+        a.set_xscale("log", base=2)
+        a.set_xlabel("k")
+        a.set_ylabel("pass@k (%)")
+        a.set_title(heading, fontsize="small")
+        a.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def ablation_figure(ours: Mapping[str, Mapping[int, Sequence[float]]], paper: Mapping[str, Mapping[int, Sequence[float]]], *,
+                    paper_label: str) -> plt.Figure:
+    """The verifier ablation (paper Fig. 10): pass@1 and pass@n per round of each of our runs (left, middle),
+    the paper's pass@1 (solid) and pass@128 (dashed) per run (right).
+
+    ``ours[run][k]`` and ``paper[run][k]``: pass@k (%) per round, for two values of k each.
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    ks = sorted({k for curves in ours.values() for k in curves})
+    for run, curves in ours.items():
+        for ax, k in zip(axes, ks):
+            ax.plot(range(len(curves[k])), curves[k], marker="o", label=run)
+    for ax, k in zip(axes, ks):
+        _round_axes(ax, max(len(c[k]) for c in ours.values()), f"pass@{k} (%)", f"ours: pass@{k}")
+    for run, curves in paper.items():
+        small, large = sorted(curves)
+        line, = axes[2].plot(range(len(curves[small])), curves[small], marker="o", label=f"{run}: pass@{small}")
+        axes[2].plot(range(len(curves[large])), curves[large], marker="s", ls="--", color=line.get_color(),
+                     label=f"{run}: pass@{large}")
+    _round_axes(axes[2], max(len(v) for c in paper.values() for v in c.values()), "pass@k (%)", f"paper: {paper_label}")
     fig.tight_layout()
     return fig
