@@ -75,7 +75,7 @@ def parse_cot_binary(text: str) -> float | None:
 
 
 def parse_cot_score(text: str) -> float | None:
-    """N from the last ``Score: N``; None if absent or N is outside 1..10."""
+    """N from the last ``Score: <N>`` (any form of the module doc); None if absent or N is outside 1..10."""
     n = _last(COT_SCORE_RE, text)
     return float(n) if n is not None and 1 <= int(n) <= 10 else None
 
