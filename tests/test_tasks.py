@@ -85,6 +85,10 @@ def test_nq_open_real_problem_gold_and_perturbed():
     assert task.score(ex, " December 1973") == 0.0
     assert task.score(ex, "\n") == 0.0 and task.extract("\n") is None
     assert task.stop == ("\n",) and task.extract(" Washington, D.C.\nQ:") == "Washington, D.C."
+    # SQuAD normalisation: lower case, punctuation and articles (a, an, the) removed, spaces collapsed
+    from gvlib.tasks.nq import normalize_answer
+    assert normalize_answer("  The  Washington, D.C.!") == "washington dc" == normalize_answer("washington dc")
+    assert normalize_answer("An Apple a day") == "apple day" and normalize_answer("Theatre") == "theatre"
     assert "Judge:" in task.verifier_prompt("mc", ex, "December 1972")
     with pytest.raises(ValueError, match="MC verification only"):
         task.verifier_prompt("cot_binary", ex, "December 1972")
