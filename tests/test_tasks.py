@@ -243,18 +243,20 @@ def test_sudoku_prompts_never_show_a_test_puzzle_or_its_solution():
     task = tasks.load("sudoku4")
     assert len(task) == 288
     test_puzzles = {e.meta["puzzle"] for e in task.examples}
+    leaks, counts = [], set()
     for ex in task.examples:
         own = {ex.meta["puzzle"], ex.answer}
         gen = task.generation_prompt(ex)
         shown = _grids(gen[:gen.rindex(ex.question)])
-        assert shown and not shown & own and not shown & test_puzzles, ex.id
+        assert shown
+        leaks += [(ex.id, "generation")] if shown & (own | test_puzzles) else []
         for method in VERIFIER_METHODS:
             prompt = task.verifier_prompt(method, ex, "CANDIDATE", "OTHER")
-            shots = prompt[:prompt.rindex(task.verifier_problem(ex))]
-            shown = _grids(shots)
-            assert not shown & own and not shown & test_puzzles, (ex.id, method)
-            assert len(shown) >= 4 * (2 if method == "tournament" else 2)  # 4 demonstrations: puzzle + solution
-            assert prompt.count(" ".join(prompt.split()[:3])) == 5, (ex.id, method)  # 4 shots + the question
+            shown = _grids(prompt[:prompt.rindex(task.verifier_problem(ex))])
+            leaks += [(ex.id, method)] if shown & (own | test_puzzles) else []
+            counts.add(prompt.count(" ".join(prompt.split()[:3])))  # the demonstrations + the question
+    assert leaks == []
+    assert counts == {5}  # 4 demonstrations in every prompt
 
 
 def test_sudoku_as_the_paper_runs_it():
