@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -30,6 +30,7 @@ from gvlib import paper_numbers  # noqa: E402
 from gvlib.engine import Generations, generate, verify  # noqa: E402
 from gvlib.metrics import GapResult, bootstrap_ci, fit_log_linear, gap, gap_from_weights  # noqa: E402
 from gvlib.tasks.base import VERIFIER_METHODS, Task  # noqa: E402
+from gvlib.tasks.common import extraction_failure_rate  # noqa: E402
 from gvlib.threads import torch_threads  # noqa: E402
 from gvlib.verifiers import Verification  # noqa: E402
 
@@ -187,6 +188,19 @@ class Grid:
     generations: dict[str, Generations]
     verifications: dict[tuple[str, str, str], Verification]  # (generator, verifier, method)
 
+    def rescored(self, task: Task) -> "Grid":
+        """The same samples and verdicts, their utilities from ``task``: the same problems scored another
+        way (e.g. NQ-open with lm-eval's strict scoring, :class:`gvlib.tasks.nq.NQOpen`)."""
+        if [e.id for e in task.examples] != [e.id for e in self.task.examples]:
+            raise ValueError(f"rescoring needs the grid's problems; task {task.name!r} has other ones")
+        def u(x: Generations) -> np.ndarray:
+            scored = [[task.score(e, c) for c in cs] for e, cs in zip(task.examples, x.completions)]
+            return np.array(scored, dtype=float).reshape(x.u.shape)
+
+        gens = {g: replace(x, u=u(x), extraction_failure_rate=extraction_failure_rate(task, x.completions))
+                for g, x in self.generations.items()}
+        return replace(self, task=task, generations=gens)
+
     def gaps(self, filters: dict[str, Filter]) -> dict[tuple[str, str, str], GapResult]:
         """The gap of every (generator, verifier, method) under the method's filter."""
         return {key: filters[key[2]].gap(self.generations[key[0]].u, ver)
@@ -197,6 +211,8 @@ class Grid:
 
         ``n_mixed`` counts the prompts with 0 < acc_x < 1, the only ones whose gap can differ from 0;
         ``untested`` says why a cell measured nothing (:func:`untested`), None when it did.
+        ``truncation_rate`` is the share of sampled verifications cut by the token budget before a verdict
+        (None for MC); ``position_bias`` is the tournament's P(prefer the first solution).
         """
         flops = {m.name: m.flops for m in self.models}
         rows = []
@@ -212,7 +228,8 @@ class Grid:
                 "relative_gap_hi": percent(s["relative_gap_ci"][1]),
                 "n_prompts": s["n_prompts"], "n_empty": s["n_empty"], "n_perfect": s["n_perfect"],
                 "n_mixed": int(((res.acc > 0) & (res.acc < 1)).sum()),
-                "unparseable_rate": ver.unparseable_rate, "position_bias": ver.position_bias,
+                "unparseable_rate": ver.unparseable_rate, "truncation_rate": ver.truncation_rate,
+                "position_bias": ver.position_bias,
                 "extraction_failure_rate": self.generations[g].extraction_failure_rate,
             })
         out = pd.DataFrame(rows)
@@ -507,7 +524,8 @@ def paper_scaling(family: str, methods: Sequence[str], task: str) -> tuple[dict[
     """The paper's Fig. 1 points of ``family``: ({method: (FLOPs, relative gap %)}, a label naming the source).
 
     GSM8K (Tab. 5, the columns Fig. 1 plots: MC τ0.8, CoT-Score τ8, CoT-Binary, Tournament r5) unless
-    ``task`` is MATH, whose Fig. 1 values (MC, CoT-Binary, CoT-Score) were read off the figure.
+    ``task`` is MATH, whose Fig. 1 values (MC, CoT-Binary, CoT-Score) were read off the figure. Those are
+    on the full MATH test set (5,000 problems); the label says so, and that a MATH-500 run is not that.
     """
     if family not in paper_numbers.FAMILIES:
         raise ValueError(f"unknown paper family {family!r}; choose from {sorted(paper_numbers.FAMILIES)}")
@@ -517,7 +535,8 @@ def paper_scaling(family: str, methods: Sequence[str], task: str) -> tuple[dict[
         table = paper_numbers.MATH_RELATIVE_GAP.get(family)
         if table is None:
             raise ValueError(f"the paper has no MATH scaling values for {family!r}; it has {sorted(paper_numbers.MATH_RELATIVE_GAP)}")
-        return {m: (fl, list(table[m])) for m in methods if m in table}, f"{family}, MATH (Fig. 1)"
+        label = f"{family}, full MATH, 5,000 problems (Fig. 1)" + (", not MATH-500" if task == "math500" else "")
+        return {m: (fl, list(table[m])) for m in methods if m in table}, label
     if any(i not in paper_numbers.GSM8K_RELATIVE_GAP for i in ids):
         have = sorted({paper_numbers.family_of(i) for i in paper_numbers.GSM8K_RELATIVE_GAP})
         raise ValueError(f"the paper has no GSM8K values for {family!r}; it has {have}")

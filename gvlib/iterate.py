@@ -50,6 +50,7 @@ from gvlib.metrics import bootstrap_ci, filter_weights, gap_from_weights, pass_a
 from gvlib.paths import cache_root
 from gvlib.results import write_atomic
 from gvlib.tasks.base import VERIFIER_METHODS, Task
+from gvlib.verifiers import Verification
 
 __all__ = ["VERIFIERS", "SATURATION_GAP", "IterationConfig", "ModelRef", "IterationRun", "run_iterations",
            "pass_at_k_curve", "pass_at_k_ks", "diversity", "round_metrics", "claim_check", "run_stage",
@@ -193,9 +194,9 @@ def run_stage(fn: Callable[..., Any], *args: Any, isolate: bool) -> Any:
 
 # -- stages (module-level so a spawned process can run them) -----------------------------------------
 def _verify(backend: Backend, task: Task, gens: engine.Generations, cfg: IterationConfig, seed: int,
-            cache) -> np.ndarray:
+            cache) -> Verification:
     return engine.verify(backend, task, gens, cfg.method, seed=seed, temperature=cfg.temperature,
-                         top_p=cfg.top_p, cache=cache).scores
+                         top_p=cfg.top_p, cache=cache)
 
 
 def _sample_stage(ref: ModelRef, cfg: IterationConfig, tasks: dict[str, Task], seed: int, cache) -> dict:
@@ -205,8 +206,8 @@ def _sample_stage(ref: ModelRef, cfg: IterationConfig, tasks: dict[str, Task], s
     for split, task in tasks.items():
         gens = engine.generate(backend, task, n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
                                seed=seed, cache=cache)
-        scores = _verify(backend, task, gens, cfg, seed, cache) if cfg.verifier == "self" else None
-        out[split] = (gens, scores)
+        ver = _verify(backend, task, gens, cfg, seed, cache) if cfg.verifier == "self" else None
+        out[split] = (gens, ver)
     return out
 
 
@@ -405,18 +406,20 @@ def _run_round(t: int, ref: ModelRef, cfg: IterationConfig, tasks: dict[str, Tas
     sampled = run_stage(_sample_stage, ref, cfg, tasks, seed, cache, isolate=cfg.isolated)
     gens = {split: g for split, (g, _) in sampled.items()}
     seconds["sample_and_self_verify"] = time.time() - t0
+    vers = None  # gold: the true utility is the verifier's score
     if cfg.verifier == "self":
-        scores = {split: s for split, (_, s) in sampled.items()}
+        vers = {split: v for split, (_, v) in sampled.items()}
     elif cfg.verifier == "fixed":
         t0 = time.time()
-        scores = run_stage(_fixed_verify_stage, cfg.fixed_verifier or cfg.model, cfg, tasks, gens, seed, cache,
-                           isolate=cfg.isolated)
+        vers = run_stage(_fixed_verify_stage, cfg.fixed_verifier or cfg.model, cfg, tasks, gens, seed, cache,
+                         isolate=cfg.isolated)
         seconds["fixed_verify"] = time.time() - t0
-    else:  # gold: the true utility is the verifier's score
-        scores = {split: g.u for split, g in gens.items()}
+    scores = {split: v.scores for split, v in vers.items()} if vers else {split: g.u for split, g in gens.items()}
     ev = gens["eval"]
     metrics = {"round": t, "model": asdict(ref), "verifier": cfg.verifier, "trained": False,
                **round_metrics(tasks["eval"], ev.completions, ev.u, scores["eval"], cfg),
+               "verification": None if vers is None else {"unparseable_rate": vers["eval"].unparseable_rate,
+                                                          "truncation_rate": vers["eval"].truncation_rate},
                "filter": None, "train": None, "next_model": None}
     if not final:
         split = "train" if "train" in tasks else "eval"

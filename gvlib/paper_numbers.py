@@ -15,7 +15,7 @@ __all__ = [
     "FAMILIES", "FLOPS_1E21", "flops", "family_of",
     "GSM8K_COLUMNS", "GSM8K_ACCURACY", "GSM8K_GAP", "GSM8K_RELATIVE_GAP", "FIG1_COLUMNS",
     "MATH_RELATIVE_GAP", "CROSS_VERIFICATION", "NQ", "SUDOKU", "ITERATIVE_GSM8K", "ITERATIVE_PASS_AT_K",
-    "SATURATION_LINE", "ITERATIVE_VERIFIER_ABLATION",
+    "SATURATION_LINE", "ITERATIVE_VERIFIER_ABLATION", "TOURNAMENT_POSITION_BIAS",
 ]
 
 #: The paper's model families (§3, Tabs. 4–7), smallest first, by Hugging Face id.
@@ -154,7 +154,8 @@ meta-llama/Llama-3.1-70B 22.83 22.47 19.91 3.09 16.68 12.65 13.59 -1.03
 """, len(GSM8K_COLUMNS)).items()}
 
 # -- MATH relative gap (%), read off Fig. 1 (the paper has no MATH table) ------------------------
-#: {family: {method: values per model of FAMILIES[family], smallest first}}.
+#: {family: {method: values per model of FAMILIES[family], smallest first}}. The full MATH test set
+#: (5,000 problems, §3), not MATH-500: a MATH-500 run is compared with these only under that label.
 MATH_RELATIVE_GAP: dict[str, dict[str, tuple[float, ...]]] = {
     "Qwen-1.5": {"mc": (-0.78, -0.21, 1.54, 6.15, 11.27, 11.75, 8.30),
                  "cot_binary": (-0.09, 0.40, 0.78, 2.66, 3.58, 4.50, 3.39),
@@ -280,3 +281,8 @@ ITERATIVE_VERIFIER_ABLATION: dict[str, dict[int, tuple[float, ...]]] = {
     "gold": {1: (53.17, 86.39, 83.36, 84.77), 128: (96.59, 96.97, 97.94, 99.32)},
     "Qwen/Qwen1.5-72B": {1: (53.17, 62.72, 65.31, 64.86), 128: (96.59, 94.39, 91.20, 85.98)},
 }
+
+# -- Tournament position bias (§6.1) ---------------------------------------------------------------------
+#: P(the verifier prefers the first solution, A) over the tournament's comparisons, across models and
+#: rounds: mean and standard deviation. A probability (not a percentage), as the paper prints it.
+TOURNAMENT_POSITION_BIAS: dict[str, float] = {"mean": 0.56, "sd": 0.12}

@@ -4,7 +4,9 @@ The MC prompt is the paper's text verbatim. The CoT-Binary, CoT-Score and Tourna
 follow the paper's instructions, criteria and output formats point by point; App. E prints the
 GSM8K versions, and the answer phrase is a slot (``{answer_format}``) so that each task names its
 own format ("The answer is ANSWER" for GSM8K, "Final Answer: The final answer is ANSWER" for
-MATH; the paper's CoT-Score prompt prints the MATH phrase even for GSM8K, App. E).
+MATH; the paper's CoT-Score prompt prints the MATH phrase even for GSM8K, App. E). Sudoku has its own
+verifier in App. E (check the givens, rows, columns and boxes, then Correct or Incorrect):
+:data:`SUDOKU_TEMPLATES` puts those checks in place of the GSM8K criteria.
 The paper verifies 4-shot (§3 fn. 4) but does not publish its demonstrations, so each task
 freezes its own (:class:`Demo`: a problem with one correct and one subtly wrong solution and a
 short justification of each); :func:`demo_block` turns one into a solved example of any method,
@@ -69,6 +71,49 @@ TOURNAMENT = (
 #: The template of each method, by VERIFIER_METHODS name.
 TEMPLATES = {"mc": MC, "cot_binary": COT_BINARY, "cot_score": COT_SCORE, "tournament": TOURNAMENT}
 
+#: 4x4 Sudoku (App. E): the verifier checks the givens, the rows, the columns and the 2x2 boxes.
+SUDOKU_CHECKS = (
+    "1. Check that every given (non-zero) digit of the puzzle is kept in its place.\n"
+    "2. Check that each row contains 1, 2, 3 and 4 exactly once.\n"
+    "3. Check that each column contains 1, 2, 3 and 4 exactly once.\n"
+    "4. Check that each 2x2 box contains 1, 2, 3 and 4 exactly once.\n")
+#: CoT-Binary on Sudoku (App. E's Sudoku verifier): the four checks, then Correct or Incorrect.
+SUDOKU_COT_BINARY = (
+    "Review the following 4x4 Sudoku puzzle and the attempted solution and verify the correctness "
+    "of the attempted solution, with a judgement of <correct> or <incorrect>.\n" + SUDOKU_CHECKS +
+    "The attempted solution is correct only if it passes all four checks; without 4 completed rows "
+    "after \"Solution:\" it is incorrect.\n"
+    "Problem: {problem}\n"
+    "Attempted Solution:\n{generation}\n"
+    "Briefly justify your judgement, up to 50 words. Conclude with the judgement using the "
+    "format: \"Correctness: <correct>\" or \"Correctness: <incorrect>\".\n"
+    "Judgement:")
+#: CoT-Score on Sudoku: the same checks, scored as App. E's CoT-Score prompt.
+SUDOKU_COT_SCORE = (
+    "Review the following 4x4 Sudoku puzzle and the attempted solution and score the attempted "
+    "solution from 1 to 10.\n" + SUDOKU_CHECKS +
+    "Give a score of 1 if there are no 4 completed rows after \"Solution:\" or a check fails badly. "
+    "Give a score of 10 if the attempted solution passes all four checks.\n"
+    "Problem: {problem}\n"
+    "Attempted Solution:\n{generation}\n"
+    "Briefly justify your score, up to 50 words. Conclude with the score using the format: "
+    "\"Score: <score>\".\n"
+    "Judgement:")
+#: Tournament on Sudoku: the same checks, compared as App. E's Tournament prompt.
+SUDOKU_TOURNAMENT = (
+    "Review the following 4x4 Sudoku puzzle and the two attempted solutions and determine which "
+    "solution is better.\n" + SUDOKU_CHECKS +
+    "Always prefer the solution that passes all four checks. If both pass or both fail, prefer the "
+    "one that fails fewer checks.\n"
+    "Problem: {problem}\n"
+    "Solution A:\n{generation1}\n"
+    "Solution B:\n{generation2}\n"
+    "Briefly justify your choice, up to 50 words. Conclude with your choice using the format: "
+    "\"Preferred solution: <A>\" or \"Preferred solution: <B>\".\n"
+    "Judgement:")
+SUDOKU_TEMPLATES = {"mc": MC, "cot_binary": SUDOKU_COT_BINARY, "cot_score": SUDOKU_COT_SCORE,
+                    "tournament": SUDOKU_TOURNAMENT}
+
 
 @dataclass(frozen=True)
 class Demo:
@@ -81,24 +126,32 @@ class Demo:
     why_incorrect: str
 
 
-def demo_block(method: str, demo: Demo, k: int, **slots: str) -> str:
+def openings(templates) -> tuple[str, ...]:
+    """The first three words of each template: where a verifier that runs on into a next
+    demonstration would begin it (a sampled verification stops there)."""
+    return tuple(dict.fromkeys(" ".join(t.split()[:3]) for t in templates))
+
+
+def demo_block(method: str, demo: Demo, k: int, template: str | None = None, **slots: str) -> str:
     """Demonstration ``k`` of ``method``: the filled template and the verifier's ideal output.
 
     Even ``k`` shows the correct solution (tournament: as A), odd ``k`` the incorrect one (as A).
-    ``slots`` fill the rest of the template (domain, answer_format).
+    ``template`` defaults to the method's in :data:`TEMPLATES`; ``slots`` fill the rest of it
+    (domain, answer_format).
     """
+    template = template or TEMPLATES[method]
     good = k % 2 == 0
     if method == "tournament":
         first, second = (demo.correct, demo.incorrect) if good else (demo.incorrect, demo.correct)
         win, lose = ("A", "B") if good else ("B", "A")
         out = (f" Solution {win}: {demo.why_correct} Solution {lose}: {demo.why_incorrect}\n"
                f"Preferred solution: <{win}>")
-        return render(TEMPLATES[method], problem=demo.problem, generation1=first, generation2=second, **slots) + out
+        return render(template, problem=demo.problem, generation1=first, generation2=second, **slots) + out
     why = demo.why_correct if good else demo.why_incorrect
     out = {"mc": " Correct" if good else " Incorrect",
            "cot_binary": f" {why}\nCorrectness: <{'correct' if good else 'incorrect'}>",
            "cot_score": f" {why}\nScore: {10 if good else 1}"}[method]
-    return render(TEMPLATES[method], problem=demo.problem, generation=demo.correct if good else demo.incorrect,
+    return render(template, problem=demo.problem, generation=demo.correct if good else demo.incorrect,
                   **slots) + out
 
 

@@ -9,17 +9,27 @@ generator's backend, cross-verification another one: the call is the same.
   prompt (one forward pass per verification prompt; multi-token words are summed by the backend).
 - **CoT-Binary**: one sampled justification per candidate, parsed for ``Correctness: <correct>``;
   score 1 or 0.
-- **CoT-Score**: one sampled justification, parsed for ``Score: N``, N in 1..10.
+- **CoT-Score**: one sampled justification, parsed for ``Score: <N>``, N in 1..10.
 - **Tournament**: single elimination over the 2^r candidates of a problem, in disjoint pairs of
   randomly ordered survivors (seeded per problem), halving each round. The score is the number of
   rounds a candidate survived, so ``survivors[r] = scores >= r`` is the 0/1 mask after round r.
 
-Conventions the paper leaves open (§3, App. E), decided here and counted:
-an unparseable CoT-Binary output scores 0 (rejected), an unparseable CoT-Score output scores 0
-(below every threshold τ ≥ 1, so rejected whatever the threshold and kept apart from a real 1),
-an unparseable tournament comparison is decided by a seeded coin flip and is left out of the
-position bias. Sampling uses the paper's settings (§3 fn. 4: T = 0.7, top-p 0.9), one
-verification per candidate, at most ``task.verifier_max_new_tokens`` tokens.
+Parsing (the paper does not say how its outputs were read). A model copies the App. E formats
+loosely, so each parser accepts, case-insensitively, the keyword with or without a space before
+its colon, bold or other markdown around keyword or value, angle or square brackets around the
+value and punctuation after it: ``Correctness: <Correct>``, ``**Correctness:** incorrect.``,
+``Score: <9>``, ``**Score:** 9/10``, ``Preferred solution: **B**``. The value must be whole (a
+``Correctness: <corr`` cut short, ``Score: 9.5`` or ``Preferred solution: <C>`` is not read).
+The LAST match in an output wins (a model that revises its verdict ends with the revision).
+
+Conventions the paper leaves open (§3, App. E), decided here and counted: an unparseable CoT-Binary output
+scores 0 (rejected), an unparseable CoT-Score output scores 0 (below every threshold τ ≥ 1, so
+rejected whatever the threshold and kept apart from a real 1), an unparseable tournament
+comparison is decided by a seeded coin flip and is left out of the position bias. Sampling uses
+the paper's settings (§3 fn. 4: T = 0.7, top-p 0.9, up to 512 new tokens: the real tasks'
+``verifier_max_new_tokens``; the organism's tasks set their own, shorter budgets), one
+verification per candidate. A verification that reaches that budget without a readable verdict
+is counted as truncated (:attr:`Verification.truncation_rate`).
 """
 from __future__ import annotations
 
@@ -34,10 +44,20 @@ from .backends.base import Backend, SamplingParams
 from .backends.text import derive_seed
 from .tasks.base import VERIFIER_METHODS, Example, Task
 
-#: The shared verifier output formats (last match wins; case-sensitive keywords).
-COT_BINARY_RE = re.compile(r"Correctness:\s*<?\s*(correct|incorrect)\s*>?")
-COT_SCORE_RE = re.compile(r"Score:\s*(\d+)")
-TOURNAMENT_RE = re.compile(r"Preferred solution:\s*<?\s*([AB])\s*>?")
+#: What a model may write between a keyword's colon and its value: spaces, markdown, brackets, quotes.
+_DECOR = r"[\s*_`\"'<\[({]*"
+#: After a keyword, before its colon: spaces and markdown (``**Score**:``).
+_COLON = r"[\s*_]*:"
+
+
+def _format(keyword: str, value: str) -> re.Pattern:
+    return re.compile(rf"\b{keyword}{_COLON}{_DECOR}{value}", re.IGNORECASE)
+
+
+#: The shared verifier output formats (see module doc; last match wins).
+COT_BINARY_RE = _format("correctness", r"(correct|incorrect)\b")
+COT_SCORE_RE = _format("score", r"(\d+)(?!\.?\d)")
+TOURNAMENT_RE = _format(r"preferred\s+solution", r"(?:solution\s+)?([AB])\b")
 
 #: Score given to an unparseable CoT output (see module doc).
 UNPARSEABLE_SCORE = {"cot_binary": 0.0, "cot_score": 0.0}
@@ -51,18 +71,19 @@ def _last(pattern: re.Pattern, text: str) -> str | None:
 def parse_cot_binary(text: str) -> float | None:
     """1.0 for ``Correctness: <correct>``, 0.0 for ``<incorrect>``, None if absent (last match)."""
     verdict = _last(COT_BINARY_RE, text)
-    return None if verdict is None else float(verdict == "correct")
+    return None if verdict is None else float(verdict.lower() == "correct")
 
 
 def parse_cot_score(text: str) -> float | None:
-    """N from the last ``Score: N``; None if absent or N is outside 1..10."""
+    """N from the last ``Score: <N>`` (any form of the module doc); None if absent or N is outside 1..10."""
     n = _last(COT_SCORE_RE, text)
     return float(n) if n is not None and 1 <= int(n) <= 10 else None
 
 
 def parse_tournament(text: str) -> str | None:
     """"A" or "B" from the last ``Preferred solution: <A>`` / ``<B>``; None if absent."""
-    return _last(TOURNAMENT_RE, text)
+    pick = _last(TOURNAMENT_RE, text)
+    return None if pick is None else pick.upper()
 
 
 @dataclass
@@ -77,6 +98,8 @@ class Verification:
     survivors       tournament only: (rounds + 1, problems, samples) 0/1 masks, round 0 = all
     n_first         tournament only: parsed comparisons that preferred the first solution (A)
     n_parsed        tournament only: parsed comparisons
+    n_truncated     sampled outputs that reached the token budget without a readable verdict (None:
+                    the backend does not say which outputs reached it)
     """
 
     method: str
@@ -88,10 +111,19 @@ class Verification:
     n_first: int = 0
     n_parsed: int = 0
     meta: dict = field(default_factory=dict)
+    n_truncated: int | None = 0
 
     @property
     def unparseable_rate(self) -> float:
         return self.n_unparseable / self.n_outputs if self.n_outputs else 0.0
+
+    @property
+    def truncation_rate(self) -> float | None:
+        """Fraction of outputs cut by the token budget before a verdict; None for MC (nothing is
+        sampled), without outputs, or when the backend does not report the budget being reached."""
+        if self.method == "mc" or self.n_truncated is None or not self.n_outputs:
+            return None
+        return self.n_truncated / self.n_outputs
 
     @property
     def position_bias(self) -> float | None:
@@ -130,7 +162,17 @@ class Verification:
                    n_unparseable=sum(p.n_unparseable for p in parts),
                    n_outputs=sum(p.n_outputs for p in parts), survivors=surv,
                    n_first=sum(p.n_first for p in parts), n_parsed=sum(p.n_parsed for p in parts),
-                   meta=dict(first.meta))
+                   meta=dict(first.meta), n_truncated=_total([p.n_truncated for p in parts]))
+
+
+def _total(counts: Sequence[int | None]) -> int | None:
+    """The sum, or None when any count is unknown."""
+    return None if any(c is None for c in counts) else sum(counts)
+
+
+def _truncated(outs: Sequence, parsed: Sequence) -> int | None:
+    """Outputs that hit the token limit and hold no verdict (None if the backend does not say)."""
+    return _total([None if o.hit_limit is None else int(o.hit_limit and p is None) for o, p in zip(outs, parsed)])
 
 
 def verifier_params(task: Task, *, seed: int = 0, temperature: float = 0.7, top_p: float = 0.9,
@@ -167,12 +209,13 @@ def verify_cot(method: str, backend: Backend, task: Task, examples: Sequence[Exa
     parse = {"cot_binary": parse_cot_binary, "cot_score": parse_cot_score}[method]
     n = _check_shape(examples, candidates)
     prompts = [task.verifier_prompt(method, ex, c) for ex, cs in zip(examples, candidates) for c in cs]
-    texts = [out[0] for out in backend.sample(prompts, dataclasses.replace(params, n=1))] if prompts else []
+    outs = [o[0] for o in backend.sample_completions(prompts, dataclasses.replace(params, n=1))] if prompts else []
+    texts = [o.text for o in outs]
     parsed = [parse(t) for t in texts]
     scores = np.array([UNPARSEABLE_SCORE[method] if s is None else s for s in parsed], dtype=float)
     raw = [texts[i * n:(i + 1) * n] for i in range(len(examples))]
     return Verification(method, scores.reshape(len(examples), n), raw,
-                        sum(s is None for s in parsed), len(texts))
+                        sum(s is None for s in parsed), len(texts), n_truncated=_truncated(outs, parsed))
 
 
 def max_rounds(n: int) -> int:
@@ -199,6 +242,7 @@ def verify_tournament(backend: Backend, task: Task, examples: Sequence[Example],
     wins = np.zeros((len(examples), n))
     raw: list[list[dict]] = [[] for _ in examples]
     n_first = n_parsed = n_unparseable = n_outputs = 0
+    truncated: list[int | None] = []
     for r in range(1, rounds + 1):
         matches = []
         for p, rng in enumerate(rngs):
@@ -206,10 +250,13 @@ def verify_tournament(backend: Backend, task: Task, examples: Sequence[Example],
             matches += [(p, order[i], order[i + 1]) for i in range(0, len(order), 2)]
         prompts = [task.verifier_prompt("tournament", examples[p], candidates[p][a], candidates[p][b])
                    for p, a, b in matches]
-        outs = backend.sample(prompts, dataclasses.replace(params, n=1, seed=derive_seed(params.seed, "round", r)))
+        outs = [o[0] for o in backend.sample_completions(
+            prompts, dataclasses.replace(params, n=1, seed=derive_seed(params.seed, "round", r)))]
+        picks = [parse_tournament(o.text) for o in outs]
+        truncated.append(_truncated(outs, picks))
         alive = [[] for _ in examples]
-        for (p, a, b), out in zip(matches, outs):
-            pick = parsed = parse_tournament(out[0])
+        for (p, a, b), out, parsed in zip(matches, outs, picks):
+            pick = parsed
             if parsed is None:
                 n_unparseable += 1
                 pick = "AB"[int(rngs[p].integers(2))]
@@ -219,12 +266,12 @@ def verify_tournament(backend: Backend, task: Task, examples: Sequence[Example],
             winner = a if pick == "A" else b
             wins[p, winner] += 1
             alive[p].append(winner)
-            raw[p].append({"round": r, "a": a, "b": b, "output": out[0], "winner": winner,
+            raw[p].append({"round": r, "a": a, "b": b, "output": out.text, "winner": winner,
                            "parsed": parsed is not None})
         n_outputs += len(matches)
     survivors = np.stack([(wins >= k).astype(np.int8) for k in range(rounds + 1)])
     return Verification("tournament", wins, raw, n_unparseable, n_outputs, survivors, n_first, n_parsed,
-                        meta={"rounds": rounds})
+                        meta={"rounds": rounds}, n_truncated=_total(truncated))
 
 
 def verify(method: str, backend: Backend, task: Task, examples: Sequence[Example],

@@ -71,6 +71,25 @@ def test_more_samples_than_the_batch_holds(model_dir):
     assert len(set(out[0])) > 2  # the parts are drawn under different seeds
 
 
+def test_completions_say_whether_they_hit_the_token_limit(backend):
+    """hit_limit: the budget ran out (no EOS, no stop string), the case where a verdict is cut short."""
+    params = SamplingParams(n=2, max_new_tokens=10, temperature=1.0, seed=0)
+    free = backend.sample_completions(PROMPTS, params)
+    assert [[c.text for c in cs] for cs in free] == backend.sample(PROMPTS, params)
+    flat = [c for cs in free for c in cs]
+    assert any(c.hit_limit for c in flat)  # a random model rarely writes EOS within 10 tokens
+    assert all(c.hit_limit or len(backend._tokenize(c.text, False)) < 10 for c in flat)
+    stop = next(c.text[3:5] for c in flat if c.hit_limit and len(c.text) >= 5)
+    cut = backend.sample_completions(PROMPTS, SamplingParams(n=2, max_new_tokens=10, temperature=1.0, seed=0,
+                                                              stop=(stop,)))
+    for before, after in zip(flat, [c for cs in cut for c in cs]):
+        if stop in before.text:
+            assert not after.hit_limit and stop not in after.text  # ended at the stop string, not the budget
+    longer = backend.sample_completions(PROMPTS, SamplingParams(n=2, max_new_tokens=400, temperature=1.0, seed=0,
+                                                                 stop=(stop,)))
+    assert not any(c.hit_limit for cs in longer for c in cs if stop in c.text)
+
+
 def test_stop_strings_truncate_the_text(styled):
     backend = styled
     free = backend.sample(PROMPTS, SamplingParams(n=2, max_new_tokens=10, temperature=1.0, seed=0))
@@ -186,7 +205,8 @@ class _FakeLLM:
     def generate(self, prompts, params, use_tqdm=True):
         self.calls.append((prompts, params))
         if isinstance(params, list):  # sampling: one SamplingParams per prompt
-            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"{p}|{k} Q: tail")
+            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"{p}|{k} Q: tail",
+                                                                         finish_reason="length" if k else "stop")
                                                    for k in range(sp.n)]) for p, sp in zip(prompts, params)]
         # scoring: prompt log-probs, log P(token t at position i) = -(i + t / 1000)
         return [types.SimpleNamespace(prompt_logprobs=[None] + [
@@ -215,6 +235,8 @@ def test_vllm_backend_maps_arguments(model_dir, monkeypatch):
     assert out == [["a|0 ", "a|1 "], ["b|0 ", "b|1 "]]
     sps = b.llm.calls[-1][1]
     assert [(s.n, s.temperature, s.top_p, s.max_tokens, s.stop) for s in sps] == [(2, 0.5, 0.8, 7, ["Q:"])] * 2
+    marked = b.sample_completions(["a"], SamplingParams(n=2, max_new_tokens=7, stop=("Q:",)))
+    assert [(c.text, c.hit_limit) for c in marked[0]] == [("a|0 ", False), ("a|1 ", True)]  # finish_reason "length"
     assert sps[0].seed != sps[1].seed  # seeded per prompt
     assert b.sample(["a"], SamplingParams(n=1, seed=3)) == b.sample(["a"], SamplingParams(n=1, seed=3))
     b.sample(["a", "b", "a"], SamplingParams(n=1, seed=3))

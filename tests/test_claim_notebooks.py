@@ -62,6 +62,18 @@ def test_scaling_tiny(tmp_path, monkeypatch):
     text = json.dumps(nb.cells)
     assert cc["holds"] is None and "Verdict: the claim could not be tested here" in text
     assert "not tested**: 0 model(s) measured a gap, a trend needs 2" in text
+    # sampled verifications report the share cut by the token budget before a verdict; MC samples nothing
+    assert all((r["truncation_rate"] is None) == (r["method"] == "mc") for r in m["rows"])
+    assert all(0 <= r["truncation_rate"] <= r["unparseable_rate"] for r in m["rows"] if r["method"] != "mc")
+    # the tournament's position bias, per model, beside the paper's 0.56 ± 0.12 (§6.1)
+    assert "tournament" in preset["verifiers"] and record["paper"]["position_bias"] == {"mean": 0.56, "sd": 0.12}
+    bias = m["position_bias"]
+    assert set(bias) == {x["name"] for x in m["models"]}
+    for name, b in bias.items():
+        row = next(r for r in m["rows"] if r["method"] == "tournament" and r["generator"] == name)
+        assert b["overall"] == row["position_bias"] and len(b["by_round"]) == preset["tournament_rounds"]
+    shown = json.dumps(nb.cells, ensure_ascii=False)
+    assert "P(prefer first)" in shown and "0.56 ± 0.12" in shown
 
 
 def test_cross_verification_tiny(tmp_path, monkeypatch):

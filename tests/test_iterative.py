@@ -303,9 +303,13 @@ def test_notebook_runs_with_the_tiny_preset(tmp_path, monkeypatch):
     record = json.loads((tmp_path / "results" / "iterative.json").read_text())
     runs = record["measured"]["runs"]
     assert set(runs) == set(preset["verifiers"])
-    for run in runs.values():
+    for verifier, run in runs.items():
         assert [r["round"] for r in run["rounds"]] == list(range(preset["rounds"] + 1))
         assert set(run["rounds"][0]["pass_at_k"]) == {"1", "2", "4"}
+        for r in run["rounds"]:  # a model verifier's share of verdicts cut by the token budget (none for gold)
+            v = r["verification"]
+            assert (v is None) == (verifier == "gold")
+            assert v is None or 0 <= v["truncation_rate"] <= v["unparseable_rate"] <= 1
     assert record["claim_check"]["main_run"] == "self" and "diversity_drop" in record["claim_check"]["self"]
     assert (tmp_path / "results" / "iterative-pass-at-k-per-round.png").is_file()
     text = out.read_text()

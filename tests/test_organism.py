@@ -154,6 +154,41 @@ def test_corpus_never_shows_a_test_problem():
     assert seen > 100
 
 
+def test_tournament_training_data_break_ties_at_random():
+    """A tie (both correct, or equally wrong) is decided by a seeded coin, not always for A: the corpus
+    must not teach the position bias (paper §6.1) that the tournament then measures."""
+    picks = []
+    for name, task in TASKS.items():
+        for problem in WORLD.problems(name, "train", limit=60):
+            ex = task.example(problem)
+            gold = task.gold_completion(ex)
+            for a, b in ((gold, gold), ("1 2", "3 4")):  # both right; both malformed
+                pick = PREF.findall(task.verifier_target("tournament", ex, a, b))[-1]
+                assert pick == PREF.findall(task.verifier_target("tournament", ex, a, b))[-1]  # seeded
+                picks.append(pick)
+            assert PREF.findall(task.verifier_target("tournament", ex, gold, "1 2"))[-1] == "A"  # no tie: the right one
+            assert PREF.findall(task.verifier_target("tournament", ex, "1 2", gold))[-1] == "B"
+    assert len(picks) == 360 and 0.4 < picks.count("A") / len(picks) < 0.6
+    # the corpus' tournament documents: where A and B tie, A is preferred about half the time
+    vocab = build_tokenizer(WORLD.config).get_vocab()
+    pools = {t: CandidatePool(TASKS[t], [{"problem": p, "completion": "1 2", "u": 0}
+                                         for p in WORLD.problems(t, "train", limit=20)]) for t in TASKS}
+    mixture = replace(get_preset("tiny").mixture, kinds={"verify": 1.0}, methods={"tournament": 1.0})
+    corpus = Corpus(WORLD, TASKS, vocab, mixture, pools, seed=5)
+    inv = {i: w for w, i in vocab.items()}
+    tied = []
+    for _ in range(400):
+        ids, _, _ = corpus.document()
+        words = [inv[i] for i in ids[1:-1]]
+        target = words[words.index("Judgement:") + 1:]
+        a_checks, b_checks = " ".join(target[1:target.index("B")]), " ".join(target[target.index("B") + 1:-3])
+        a = " ".join(words[words.index("A:") + 1:words.index("B:")])
+        b = " ".join(words[words.index("B:") + 1:words.index("tour", words.index("B:"))])
+        if (a == "1 2") == (b == "1 2") and a_checks.count("bad") == b_checks.count("bad"):
+            tied.append(target[-1])
+    assert len(tied) > 50 and 0.35 < tied.count("<A>") / len(tied) < 0.65
+
+
 # -- tokenizer and formats ----------------------------------------------------------------------
 def test_verifier_formats_round_trip_through_the_tokenizer():
     tok = build_tokenizer(WORLD.config)

@@ -49,3 +49,15 @@ def test_every_table_row_is_a_known_model_with_flops():
     assert P.GSM8K_ACCURACY["Qwen/Qwen1.5-7B"] == 53.17 and P.family_of("Qwen/Qwen2-7B") == "Qwen-2"
     with pytest.raises(KeyError, match="no published pre-training FLOPs for model 'gpt2'"):
         P.flops("gpt2")
+
+
+def test_position_bias_and_which_math_the_values_are_on():
+    """§6.1's tournament position bias is recorded; Fig. 1's MATH values are full-MATH, and a MATH-500 run
+    compared with them is told so (gvlib.claims.paper_scaling)."""
+    from gvlib import claims
+
+    assert P.TOURNAMENT_POSITION_BIAS == {"mean": 0.56, "sd": 0.12}
+    _, label = claims.paper_scaling("Qwen-2", ["mc"], "math500")
+    assert "full MATH" in label and "5,000" in label and "not MATH-500" in label
+    _, label = claims.paper_scaling("Qwen-2", ["mc"], "math")
+    assert "full MATH" in label and "MATH-500" not in label

@@ -9,7 +9,7 @@ import torch
 
 from gvlib import verifiers
 from gvlib.backends import SamplingParams, load_backend
-from gvlib.backends.base import Backend
+from gvlib.backends.base import Backend, Completion
 from gvlib.tasks.base import Example, Task
 from gvlib.verifiers import parse_cot_binary, parse_cot_score, parse_tournament, verify
 from tiny_model import save_tiny
@@ -41,19 +41,35 @@ class ScriptedBackend(Backend):
         return [[self.reply(p) for _ in range(params.n)] for p in prompts]
 
 
+class LimitedBackend(ScriptedBackend):
+    """Like ScriptedBackend, but says which outputs hit the token limit: those whose text ends in "…"."""
+
+    def sample_completions(self, prompts, params):
+        return [[Completion(t, t.endswith("…")) for t in texts] for texts in self.sample(prompts, params)]
+
+
 EXAMPLES = [Example(f"x{i}", f"question {i}", "1") for i in range(3)]
 
 
+# The parsing convention (gvlib.verifiers module doc): the forms a model writes are read, case-insensitively;
+# the last match wins; a value cut short or out of range is unparseable.
 @pytest.mark.parametrize("text,want", [
     ("Each step is right.\nCorrectness: <correct>", 1.0),
     ("The sum is wrong. Correctness: <incorrect>", 0.0),
-    ("Correctness : <correct>", None),                      # keyword must be "Correctness:"
     ("Correctness: < correct >", 1.0),                       # word-level decoding
     ("Correctness: incorrect", 0.0),                         # brackets optional
     ("Correctness: <correct> ... on reflection Correctness: <incorrect>", 0.0),  # last match wins
-    ("correctness: <correct>", None),                        # case-sensitive keyword
-    ("Correctness: <Correct>", None),
+    ("Correctness: <incorrect>\n\nOn reflection, Correctness: <correct>", 1.0),  # after a blank line too
+    ("Correctness: <Correct>", 1.0),                         # case-insensitive verdict
+    ("correctness: <correct>", 1.0),                         # and keyword
+    ("CORRECTNESS: INCORRECT", 0.0),
+    ("**Correctness:** <correct>", 1.0),                     # markdown bold
+    ("**Correctness**: **Incorrect**", 0.0),
+    ("Correctness: Correct.", 1.0),                          # trailing punctuation
+    ("Correctness : [incorrect]", 0.0),                      # space before the colon, square brackets
+    ("Correctness: correctly done", None),                   # a word, not the verdict
     ("The derivation looks fine. Correctness: <corr", None),  # truncated
+    ("The solution is correct.", None),                      # no keyword
     ("", None),
 ])
 def test_parse_cot_binary(text, want):
@@ -64,12 +80,20 @@ def test_parse_cot_binary(text, want):
     ("Right answer, clean steps. Score: 9", 9.0),
     ("Score: 10", 10.0),
     ("Score:7/10", 7.0),
-    ("Score: 3 at first, but Score: 8", 8.0),
-    ("Score: 0", None),
+    ("Score: 3 at first, but Score: 8", 8.0),                # last match wins
+    ("Score: <9>", 9.0),                                     # the template's angle brackets
+    ("score: 9", 9.0),                                       # case-insensitive
+    ("**Score:** 9", 9.0),                                   # markdown bold
+    ("**Score**: **7**/10", 7.0),
+    ("Score: 8.", 8.0),                                      # trailing punctuation
+    ("Score: [6]", 6.0),
+    ("Score: 9.5", None),                                    # not a whole score
+    ("Score: 0", None),                                      # out of 1..10
     ("Score: 11", None),
-    ("score: 9", None),
-    ("The answer is wrong. Score:", None),  # truncated
+    ("Score: 9 first. Score: 0", None),                      # the last match is read, and is out of range
+    ("The answer is wrong. Score:", None),                   # truncated
     ("Score: <score>", None),
+    ("Underscore: 9", None),                                 # not the keyword
 ])
 def test_parse_cot_score(text, want):
     assert parse_cot_score(text) == want
@@ -79,10 +103,14 @@ def test_parse_cot_score(text, want):
     ("A is right. Preferred solution: <A>", "A"),
     ("Preferred solution: B", "B"),
     ("Preferred solution: < B >", "B"),
-    ("Preferred solution: <A> no wait, Preferred solution: <B>", "B"),
-    ("preferred solution: <A>", None),
+    ("Preferred solution: <A> no wait, Preferred solution: <B>", "B"),  # last match wins
+    ("preferred solution: <A>", "A"),                        # case-insensitive
+    ("Preferred Solution: <b>.", "B"),
+    ("**Preferred solution:** Solution A", "A"),             # markdown, "Solution A"
+    ("Preferred solution: **B**.", "B"),
     ("Preferred solution: <C>", None),
-    ("Both are fine. Preferred solution: <", None),  # truncated
+    ("Preferred solution: because A is right", None),        # a word, not a choice
+    ("Both are fine. Preferred solution: <", None),          # truncated
 ])
 def test_parse_tournament(text, want):
     assert parse_tournament(text) == want
@@ -97,11 +125,33 @@ def test_cot_scores_unparseable_counts_and_raw_outputs():
     assert v.n_unparseable == 2 and v.n_outputs == 6 and v.unparseable_rate == pytest.approx(1 / 3)
     assert v.raw[1][0] == "Correctness: <"
 
-    score_replies = {"good": "Score: 9", "bad": "Score: 2", "junk": "Score: 99"}
+    score_replies = {"good": "Score: <9>", "bad": "**Score:** 2", "junk": "Score: 99"}
     backend = ScriptedBackend(lambda p: score_replies[p.split(": ")[1].split("\n")[0]])
     v = verify("cot_score", backend, ToyTask([]), EXAMPLES, cands)
     np.testing.assert_array_equal(v.scores, [[9, 2], [0, 9], [2, 0]])
     assert v.n_unparseable == 2
+
+
+def test_truncation_counts_outputs_cut_at_the_limit_before_a_verdict():
+    replies = {"good": "Fine. Correctness: <correct> and then more …",  # at the limit, but a verdict came first
+               "cut": "Let me check every step of this derivation …",     # at the limit, no verdict: truncated
+               "junk": "No idea."}                                        # unparseable, not at the limit
+    backend = LimitedBackend(lambda p: replies[p.split(": ")[1].split("\n")[0]])
+    cands = [["good", "cut"], ["junk", "cut"], ["good", "good"]]
+    v = verify("cot_binary", backend, ToyTask([]), EXAMPLES, cands)
+    np.testing.assert_array_equal(v.scores, [[1, 0], [0, 0], [1, 1]])
+    assert v.n_unparseable == 3 and v.n_truncated == 2 and v.truncation_rate == pytest.approx(2 / 6)
+    back = verifiers.Verification.from_dict(v.to_dict())
+    assert back.n_truncated == 2 and verifiers.Verification.concat([v, back]).truncation_rate == pytest.approx(2 / 6)
+    # a backend that does not say which outputs hit the limit: unknown, not zero
+    blind = verify("cot_binary", ScriptedBackend(backend.reply), ToyTask([]), EXAMPLES, cands)
+    assert blind.n_truncated is None and blind.truncation_rate is None and blind.n_unparseable == 3
+    assert verifiers.Verification.concat([v, blind]).truncation_rate is None
+    # the tournament counts its comparisons; MC samples nothing
+    t = verify("tournament", LimitedBackend(lambda p: "I need more tokens to decide …"), ToyTask([]), EXAMPLES,
+               [["a", "b", "c", "d"]] * 3)
+    assert t.n_outputs == 9 and t.n_truncated == 9 and t.truncation_rate == 1.0
+    assert verifiers.Verification("mc", np.zeros((1, 1)), [[[0.0, 0.0]]], 0, 1).truncation_rate is None
 
 
 def _judge(p: str) -> str:
@@ -202,4 +252,5 @@ def test_cot_on_a_tiny_model_is_deterministic(tiny):
     run = lambda: verify("cot_score", tiny, ToyTask([]), EXAMPLES[:2], [["a", "b"]] * 2, params=params)
     a, b = run(), run()
     assert a.raw == b.raw and a.n_unparseable == 4  # a random model writes no "Score: N"
+    assert a.n_truncated == 4  # ... and runs on to its 6-token budget: every verdict was cut short
     np.testing.assert_array_equal(a.scores, np.zeros((2, 2)))

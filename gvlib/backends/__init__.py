@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import importlib.util
 
-from .base import Backend, SamplingParams
+from .base import Backend, Completion, SamplingParams
 from .resolve import ModelNotFoundError
 
-__all__ = ["Backend", "SamplingParams", "ModelNotFoundError", "BackendUnavailableError",
+__all__ = ["Backend", "Completion", "SamplingParams", "ModelNotFoundError", "BackendUnavailableError",
            "load_backend", "vllm_available"]
 
 BACKENDS = ("auto", "transformers", "vllm")

@@ -23,6 +23,17 @@ class SamplingParams:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class Completion:
+    """One sampled completion (stop strings removed) and whether it ended at ``max_new_tokens``.
+
+    ``hit_limit`` is None when the backend cannot tell (one that implements :meth:`Backend.sample` only).
+    """
+
+    text: str
+    hit_limit: bool | None = None
+
+
 class Backend:
     """A loaded model that samples and scores.
 
@@ -39,7 +50,16 @@ class Backend:
 
     def sample(self, prompts: Sequence[str], params: SamplingParams) -> list[list[str]]:
         """``params.n`` completions per prompt (text after the prompt, stop strings removed)."""
-        raise NotImplementedError
+        return [[c.text for c in cs] for cs in self.sample_completions(prompts, params)]
+
+    def sample_completions(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Completion]]:
+        """As :meth:`sample`, with whether each completion hit the token limit (a verdict cut short).
+
+        A backend implements this or :meth:`sample`; from :meth:`sample` alone ``hit_limit`` is unknown.
+        """
+        if type(self).sample is Backend.sample:
+            raise NotImplementedError(f"{type(self).__name__} implements neither sample nor sample_completions")
+        return [[Completion(t) for t in texts] for texts in self.sample(prompts, params)]
 
     def logprob_continuations(self, prompts: Sequence[str], continuations: Sequence[str]) -> np.ndarray:
         """log P(continuation | prompt) for every prompt and continuation: shape (prompts, continuations).

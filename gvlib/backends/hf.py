@@ -19,7 +19,7 @@ import torch
 
 from ..kernels import token_logprobs
 from ..sampler import sample_tokens, supports_fast_path
-from .base import Backend, SamplingParams
+from .base import Backend, Completion, SamplingParams
 from .resolve import fingerprint as fingerprint_dir
 from .resolve import resolve_model_dir
 from .text import continuation_ids, derive_seed, truncate_at_stop
@@ -108,15 +108,16 @@ class HFBackend(Backend):
         return ids.to(self.device), mask.to(self.device)
 
     # -- sampling ---------------------------------------------------------------------------
-    def sample(self, prompts: Sequence[str], params: SamplingParams) -> list[list[str]]:
+    def sample_completions(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Completion]]:
         """``params.n`` completions per prompt, at most ``batch_size`` rows (prompt × sample) per call.
 
         Each call samples under a seed derived from ``params.seed``, its prompts and its share of
-        the n samples, so a result depends only on the prompts, ``batch_size`` and the seed.
+        the n samples, so a result depends only on the prompts, ``batch_size`` and the seed. A
+        completion hit the limit when it has ``max_new_tokens`` tokens, no EOS and no stop string.
         """
         per_call = min(params.n, self.batch_size)         # samples of a prompt per generate call
         prompts_per_call = max(1, self.batch_size // params.n)
-        out: list[list[str]] = []
+        out: list[list[Completion]] = []
         for start in range(0, len(prompts), prompts_per_call):
             batch = list(prompts[start:start + prompts_per_call])
             ids = self._encode(batch)
@@ -125,9 +126,13 @@ class HFBackend(Backend):
                 share = dataclasses.replace(params, n=min(per_call, params.n - first))
                 for acc, seqs in zip(got, self._sample_ids(ids, share, derive_seed(params.seed, batch, part))):
                     acc.extend(seqs)
-            out += [[truncate_at_stop(self.tokenizer.decode(s, skip_special_tokens=True), params.stop) for s in seqs]
-                    for seqs in got]
+            out += [[self._completion(s, params) for s in seqs] for seqs in got]
         return out
+
+    def _completion(self, ids: list[int], params: SamplingParams) -> Completion:
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        cut = truncate_at_stop(text, params.stop)
+        return Completion(cut, len(ids) >= params.max_new_tokens and cut == text)
 
     @torch.no_grad()
     def _sample_ids(self, prompt_ids: list[list[int]], params: SamplingParams,

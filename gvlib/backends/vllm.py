@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .base import Backend, SamplingParams
+from .base import Backend, Completion, SamplingParams
 from .resolve import fingerprint as fingerprint_dir
 from .resolve import resolve_model_dir
 from .text import continuation_ids, derive_seed, truncate_at_stop
@@ -53,7 +53,7 @@ class VLLMBackend(Backend):
             max_tokens=params.max_new_tokens, stop=list(params.stop) or None,
             seed=derive_seed(params.seed, prompt, repeat) % (2 ** 31))
 
-    def sample(self, prompts: Sequence[str], params: SamplingParams) -> list[list[str]]:
+    def sample_completions(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Completion]]:
         # A request's seed comes from its text and how often that text came before in this call,
         # so repeated prompts (a candidate sampled twice) still get independent draws.
         seen: Counter[str] = Counter()
@@ -63,7 +63,8 @@ class VLLMBackend(Backend):
             seen[p] += 1
         outs = self.llm.generate(list(prompts), per_request, use_tqdm=False)
         # vLLM already cuts at stop strings; cutting again is a no-op kept for parity with HF.
-        return [[truncate_at_stop(c.text, params.stop) for c in o.outputs] for o in outs]
+        return [[Completion(truncate_at_stop(c.text, params.stop), c.finish_reason == "length") for c in o.outputs]
+                for o in outs]
 
     def _tokenize(self, text: str, add_special_tokens: bool) -> list[int]:
         return self.tokenizer(text, add_special_tokens=add_special_tokens).input_ids

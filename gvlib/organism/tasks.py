@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+from gvlib.backends.text import derive_seed
 from gvlib.tasks.base import VERIFIER_METHODS, Example, Task
 from gvlib.organism.world import TASKS, World, WorldConfig, sudoku_solutions, sudoku_units
 
@@ -72,7 +73,9 @@ class OrganismTask(Task):
         MC: the verdict word. CoT-Binary: checks, then ``Correctness: <correct|incorrect>``. CoT-Score:
         checks, then ``Score: N`` (10 correct with every check ok, 8 correct despite a failed check,
         otherwise max(1, 6 - failed checks)). Tournament: checks of A and of B, then the preferred one:
-        the correct one, else the one with fewer failed checks, else A.
+        the correct one, else the one with fewer failed checks; a tie is broken by a coin seeded with
+        the problem and both solutions, so the training data teach no preference for A (paper §6.1
+        measures that preference as position bias).
         """
         if method == "mc":
             return self.mc_tokens[0] if self.score(example, candidate) == 1 else self.mc_tokens[1]
@@ -82,7 +85,8 @@ class OrganismTask(Task):
             ca, cb = self.checks(example, candidate), self.checks(example, other)
             key_a = (self.score(example, candidate), -ca.count("bad"))
             key_b = (self.score(example, other), -cb.count("bad"))
-            pick = "B" if key_b > key_a else "A"
+            tie = "AB"[derive_seed(0, "tie", example.id, candidate, other) & 1]
+            pick = "B" if key_b > key_a else "A" if key_a > key_b else tie
             return f"A {' '.join(ca)} B {' '.join(cb)} Preferred solution: <{pick}>"
         checks = self.checks(example, candidate)
         correct = self.score(example, candidate) == 1

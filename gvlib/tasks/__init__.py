@@ -36,7 +36,8 @@ def load(name: str, *, path: str | os.PathLike | None = None, split: str = "test
 
     path   a local JSONL file, or a folder holding ``<split>.jsonl`` (default: ``$GVLIB_DATA``
            or Hugging Face ``datasets``); ignored for generated tasks
-    kw     task options, e.g. ``extraction="flexible"`` for gsm8k, ``seed``/``givens`` for sudoku4
+    kw     task options, e.g. ``extraction="strict"`` for gsm8k, ``scoring="strict"`` for nq_open,
+           ``boxed_fallback=True`` for math, ``seed``/``givens`` for sudoku4
     """
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive number of problems, got {limit}")

@@ -33,13 +33,15 @@ class Task:
     examples        the loaded problems (a split, possibly limited)
     stop            stop strings for generation
     max_new_tokens  generation budget (the paper: 512)
+    verifier_max_new_tokens  budget of a sampled verification (the paper: 512, §3 fn. 4; the
+                    organism's tasks set their own, a little above their longest verdict)
     mc_tokens       the MC verdict words (t+, t-), read from next-token probabilities
     """
 
     name: str = ""
     stop: Sequence[str] = ()
     max_new_tokens: int = 512
-    verifier_max_new_tokens: int = 128
+    verifier_max_new_tokens: int = 512
     mc_tokens: tuple[str, str] = ("Correct", "Incorrect")
 
     def __init__(self, examples: Sequence[Example]):

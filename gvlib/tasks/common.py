@@ -15,6 +15,10 @@ from .. import prompts
 from .base import VERIFIER_METHODS, Example, Task
 
 
+#: End-of-text markers a model may write as plain text; a sampled verification stops at them.
+END_OF_TEXT = ("</s>", "<|im_end|>", "<|endoftext|>")
+
+
 class DataError(ValueError):
     """A data file or dataset that cannot be read as the task's problems."""
 
@@ -57,9 +61,12 @@ class DatasetTask(Task):
 
     Subclasses set ``hf_dataset`` = (repo, config or None), ``data_dir``, ``hf_splits``
     (our split name -> HF split), ``file_splits`` (our split -> local file stem) and implement
-    :meth:`example`. Verification prompts are the paper's (:mod:`gvlib.prompts`) filled with the
-    task's ``domain`` and ``answer_format``, after ``verifier_shots`` (default 4, the paper's
-    k) of the task's frozen ``verifier_demos``.
+    :meth:`example`. Verification prompts are the paper's (:mod:`gvlib.prompts`; a task may swap
+    in its own ``templates``) filled with the task's ``domain`` and ``answer_format``, after
+    ``verifier_shots`` (default 4, the paper's k) of the task's frozen ``verifier_demos``. A
+    verification is sampled like a generation (§3 fn. 4): up to 512 new tokens, ending where the
+    next demonstration would begin (:attr:`verifier_stop`), not at a blank line, so a verdict
+    written after a paragraph break is still read.
     """
 
     hf_dataset: tuple[str, str | None] = ("", None)
@@ -69,6 +76,7 @@ class DatasetTask(Task):
     domain: str = "math"
     answer_format: str = ""
     verifier_demos: tuple[prompts.Demo, ...] = ()
+    templates: dict[str, str] = prompts.TEMPLATES
 
     def __init__(self, examples: Sequence[Example], split: str = "test", verifier_shots: int = 4):
         super().__init__(examples)
@@ -79,8 +87,9 @@ class DatasetTask(Task):
 
     @property
     def verifier_stop(self) -> tuple[str, ...]:
-        """A verification ends at a blank line (where the next demonstration would start)."""
-        return tuple(dict.fromkeys(("\n\n",) + tuple(self.stop)))
+        """A verification ends where a next demonstration would start (the opening words of the
+        task's verification prompts) or at an end-of-text marker written as text."""
+        return prompts.openings(self.templates.values()) + END_OF_TEXT
 
     @classmethod
     def example(cls, index: int, rec: dict[str, Any], where: str) -> Example:
@@ -144,9 +153,14 @@ class DatasetTask(Task):
             slots.update(generation1=candidate.strip(), generation2=other.strip())
         else:
             slots.update(generation=candidate.strip())
-        shots = [prompts.demo_block(method, demo, k, **style)
-                 for k, demo in enumerate(self.verifier_demos[:self.verifier_shots])]
-        return "\n\n".join(shots + [prompts.render(prompts.TEMPLATES[method], **slots)])
+        template = self.templates[method]
+        shots = [prompts.demo_block(method, demo, k, template=template, **style)
+                 for k, demo in enumerate(self.demos_for(example))]
+        return "\n\n".join(shots + [prompts.render(template, **slots)])
+
+    def demos_for(self, example: Example) -> Sequence[prompts.Demo]:
+        """The demonstrations shown before a verification of ``example``: the first ``verifier_shots``."""
+        return self.verifier_demos[:self.verifier_shots]
 
 
 def few_shot(shots: Sequence[tuple[str, str]], template: str, question: str, sep: str = "\n\n") -> str:

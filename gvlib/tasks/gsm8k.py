@@ -1,16 +1,21 @@
 """GSM8K (Cobbe et al. 2021), as the paper runs it (§3): 4-shot chain of thought, "The answer is X".
 
 The prompt is lm-evaluation-harness ``gsm8k-cot`` ("Q: …\\nA: … The answer is X.") with the first
-four of its eight exemplars (Wei et al. 2022), since the paper uses 4 shots. Answers are read like
-that task's two filters:
+four of its eight exemplars (Wei et al. 2022), since the paper uses 4 shots. Answers are read in
+one of three ways (``extraction``):
 
-- ``strict``: the first "The answer is N";
-- ``flexible``: the last number in the completion.
+- ``answer`` (default): the first "The answer is N" as a reader takes it: case-insensitive, after an
+  optional ":" or bold marker, N with an optional sign and currency sign ($, €, £), thousands
+  separators and decimals ("The answer is $1,234.", "the answer is: **18**", "The answer is
+  -$5.50" and "The answer is $-5.50" all read); a decimal ending in zeros is read as the number ("18.00" is "18");
+- ``strict``: lm-eval's strict-match regex, "The answer is " followed directly by digits, "," and
+  "." ("The answer is $1,234." reads nothing: the "$" is not a digit);
+- ``flexible``: lm-eval's flexible-extract, the last number in the completion.
 
-Both sides are then stripped of ",", "$" and a trailing "." and compared as strings, the gold
-being what follows "#### ". One deviation: lm-eval's strict regex ends in an any-character "."
-that, at the very end of a completion ("The answer is 18"), captures "1"; here the number is
-taken whole. The utility is 1 iff the extracted answer equals the gold one (paper §2).
+Each is then stripped of ",", "$" and a trailing "." and compared as a string with the gold, what
+follows "#### ". One deviation from lm-eval's strict regex, which ends in an any-character "."
+that at the very end of a completion ("The answer is 18") captures "1": here the number is taken
+whole. The utility is 1 iff the extracted answer equals the gold one (paper §2).
 """
 from __future__ import annotations
 
@@ -63,6 +68,7 @@ DEMOS = (
          "Jason went from 20 to 12 lollipops, so he gave away 20 - 12 = 8; the final answer 8 is right.",
          "Jason went from 20 to 12 lollipops, so he gave away 20 - 12 = 8; adding them to get 32 is wrong."),
 )
+ANSWER_RE = re.compile(r"the answer is[\s:*]*(-?)\s*[$€£]?\s*(-?)\s*(\d[\d,]*(?:\.\d+)?)", re.IGNORECASE)
 STRICT_RE = re.compile(r"The answer is (-?[0-9.,]+)")
 FLEXIBLE_RE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
 
@@ -75,7 +81,7 @@ def normalize_number(text: str) -> str:
 
 
 class GSM8K(DatasetTask):
-    """GSM8K test (1,319 problems) or train; ``extraction`` is "strict" (default) or "flexible"."""
+    """GSM8K test (1,319 problems) or train; ``extraction``: "answer" (default), "strict" or "flexible"."""
 
     name = "gsm8k"
     hf_dataset = ("openai/gsm8k", "main")
@@ -83,9 +89,9 @@ class GSM8K(DatasetTask):
     stop = ("Q:", "\n\n", "</s>", "<|im_end|>")
     answer_format = "The answer is ANSWER"
     verifier_demos = DEMOS
-    EXTRACTIONS = ("strict", "flexible")
+    EXTRACTIONS = ("answer", "strict", "flexible")
 
-    def __init__(self, examples, split: str = "test", extraction: str = "strict", verifier_shots: int = 4):
+    def __init__(self, examples, split: str = "test", extraction: str = "answer", verifier_shots: int = 4):
         if extraction not in self.EXTRACTIONS:
             raise ValueError(f"gsm8k extraction must be one of {self.EXTRACTIONS}, got {extraction!r}")
         super().__init__(examples, split=split, verifier_shots=verifier_shots)
@@ -103,6 +109,13 @@ class GSM8K(DatasetTask):
         return few_shot(SHOTS, "Q: {question}\nA:", example.question)
 
     def extract(self, completion: str) -> str | None:
+        if self.extraction == "answer":
+            m = ANSWER_RE.search(completion)
+            if not m:
+                return None
+            number = normalize_number(m.group(3))
+            return ("-" if "-" in m.group(1) + m.group(2) else "") + (
+                number.rstrip("0").rstrip(".") if "." in number else number)
         if self.extraction == "strict":
             m = STRICT_RE.search(completion)
             return normalize_number(m.group(1)) if m else None

@@ -2,9 +2,11 @@
 
 As lm-evaluation-harness ``minerva_math``: a 4-shot "Problem:\\n…\\n\\nSolution:" prompt whose
 solutions end "Final Answer: The final answer is X. I hope it is correct."; the answer is read
-from that phrase (or, failing it, from the last ``\\boxed{}``), normalised with Minerva's
-``normalize_final_answer`` and compared with the gold answer (the last ``\\boxed{}`` of the
-reference solution, normalised the same way). Equivalence: equal normalised strings, or equal
+from that phrase only (Minerva's convention, Lewkowycz et al. 2022: without the phrase the answer
+is "[invalidanswer]", here None, scored 0), normalised with Minerva's ``normalize_final_answer``
+and compared with the gold answer (the last ``\\boxed{}`` of the reference solution, normalised
+the same way). ``boxed_fallback=True`` (ours, off by default) reads the last ``\\boxed{}`` of a
+completion that lacks the phrase. Equivalence: equal normalised strings, or equal
 numbers (integers, decimals, ``\\frac{a}{b}``, ``a/b``). lm-eval also tries a symbolic check with
 sympy's LaTeX parser (which needs antlr); that is not done here, so a few equivalent forms
 (e.g. ``\\sqrt{8}`` vs ``2\\sqrt{2}``) count as different. Like lm-eval, "I hope it is correct."
@@ -144,7 +146,11 @@ def is_equiv(a: str, b: str) -> bool:
 
 
 class MATH(DatasetTask):
-    """The MATH test set (5,000 problems; Hugging Face ``EleutherAI/hendrycks_math``, all subjects)."""
+    """The MATH test set (5,000 problems; Hugging Face ``EleutherAI/hendrycks_math``, all subjects).
+
+    ``boxed_fallback``: read the last ``\\boxed{}`` where the final-answer phrase is missing (off by
+    default, as Minerva and lm-eval).
+    """
 
     name = "math"
     hf_dataset = ("EleutherAI/hendrycks_math", None)
@@ -154,6 +160,12 @@ class MATH(DatasetTask):
     verifier_demos = DEMOS
     SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra",
                 "number_theory", "prealgebra", "precalculus")
+
+    def __init__(self, examples, split: str = "test", boxed_fallback: bool = False, verifier_shots: int = 4):
+        if not isinstance(boxed_fallback, bool):
+            raise ValueError(f"{self.name} boxed_fallback must be True or False, got {boxed_fallback!r}")
+        super().__init__(examples, split=split, verifier_shots=verifier_shots)
+        self.boxed_fallback = boxed_fallback
 
     @classmethod
     def example(cls, index: int, rec: dict[str, Any], where: str) -> Example:
@@ -177,7 +189,7 @@ class MATH(DatasetTask):
 
     def extract(self, completion: str) -> str | None:
         m = MINERVA_RE.search(completion + " I hope it is correct.")
-        raw = m.group(1).strip() if m else last_boxed(completion)
+        raw = m.group(1).strip() if m else last_boxed(completion) if self.boxed_fallback else None
         return None if raw is None else normalize_final_answer(raw)
 
     def score(self, example: Example, completion: str) -> float:

@@ -1,14 +1,23 @@
 """Natural Questions, open-domain (NQ-open; Lee et al. 2019), the paper's factual task (§3, §4.3).
 
-As lm-evaluation-harness ``nq_open``: "Q: {question}?\\nA:" prompts, generation stops at a newline,
-"." or ",", and a completion is correct iff it equals one of the gold aliases after normalisation
-(lower case, articles and punctuation removed, whitespace collapsed). The paper uses 4 shots; its
-exemplars (from the NQ train split) are unpublished, so the four below are hand-written in NQ's
-style (lower-case search queries, short answers). The "test" split is NQ-open's 3,610-question
-validation split, which the paper calls its test subset. A consequence of lm-eval's stop strings
-kept here: an alias containing "." or "," ("Washington, D.C.") can never be produced whole; 310 of
-the 3,610 questions have no other alias, which caps accuracy at 91.4%. The paper reports only MC verification on
-NQ (Tab. 1), so this task's verifier prompts are MC only.
+Prompts as lm-evaluation-harness ``nq_open``: "Q: {question}?\\nA:", 4 shots. The paper's exemplars
+(from the NQ train split) are unpublished, so the four below are hand-written in NQ's style
+(lower-case search queries, short answers). The "test" split is NQ-open's 3,610-question
+validation split, which the paper calls its test subset. The paper reports only MC verification
+on NQ (Tab. 1), so this task's verifier prompts are MC only.
+
+Scoring (``scoring``). Generation stops at a newline. A completion is correct (u = 1, paper §4.3:
+y is one of the candidate answers) when, after SQuAD normalisation (lower case, punctuation and
+articles removed, whitespace collapsed), one of the gold aliases equals
+
+- ``"clause"`` (default): its first line, or its first clause (the first line up to its first "."
+  or ","), so "Washington, D.C." and "J. R. R. Tolkien" can be answered whole;
+- ``"strict"``: its first clause only. This is lm-eval's ``nq_open``, whose stop strings are "\\n",
+  "." and ","; an alias containing "." or "," can then never be produced, and 310 of the 3,610
+  questions have only such aliases (accuracy is capped at 91.4%).
+
+"clause" accepts everything "strict" accepts, so the two differ only where a first line with a
+period or comma is an alias.
 """
 from __future__ import annotations
 
@@ -47,17 +56,31 @@ def normalize_answer(text: str) -> str:
 
 
 class NQOpen(DatasetTask):
-    """NQ-open: ``split="test"`` (= validation, 3,610 questions, file ``dev.jsonl``) or "train"."""
+    """NQ-open: ``split="test"`` (= validation, 3,610 questions, file ``dev.jsonl``) or "train";
+    ``scoring`` "clause" (default) or "strict" (lm-eval's; see module doc)."""
 
     name = "nq_open"
     hf_dataset = ("google-research-datasets/nq_open", None)
     data_dir = "nq_open"
     hf_splits = {"test": "validation", "dev": "validation"}
     file_splits = {"test": "dev", "validation": "dev"}
-    stop = ("\n", ".", ",")
+    stop = ("\n",)
     max_new_tokens = 32
     domain = "factual question"
     verifier_demos = DEMOS
+    SCORINGS = ("clause", "strict")
+    #: Where lm-eval's nq_open cuts an answer: the end of its first clause.
+    CLAUSE_END = (".", ",")
+
+    def __init__(self, examples, split: str = "test", scoring: str = "clause", verifier_shots: int = 4):
+        if scoring not in self.SCORINGS:
+            raise ValueError(f"nq_open scoring must be one of {self.SCORINGS}, got {scoring!r}")
+        super().__init__(examples, split=split, verifier_shots=verifier_shots)
+        self.scoring = scoring
+
+    def with_scoring(self, scoring: str) -> "NQOpen":
+        """The same problems and prompts, scored with ``scoring``."""
+        return NQOpen(self.examples, split=self.split, scoring=scoring, verifier_shots=self.verifier_shots)
 
     @classmethod
     def example(cls, index: int, rec: dict[str, Any], where: str) -> Example:
@@ -75,16 +98,21 @@ class NQOpen(DatasetTask):
     def verifier_problem(self, example: Example) -> str:
         return example.question + "?"
 
+    def readings(self, completion: str) -> list[str]:
+        """What may be the answer: the first line (not in "strict" scoring), then its first clause."""
+        line = completion.split("\n")[0]
+        clause = line
+        for s in self.CLAUSE_END:
+            clause = clause.split(s)[0]
+        return [clause] if self.scoring == "strict" else [line, clause]
+
     def extract(self, completion: str) -> str | None:
-        for s in self.stop:
-            completion = completion.split(s)[0]
-        return completion.strip() or None
+        """The answer as written: the first line ("strict": its first clause), or None if empty."""
+        return self.readings(completion)[0].strip() or None
 
     def score(self, example: Example, completion: str) -> float:
-        answer = self.extract(completion)
-        if answer is None:
-            return 0.0
-        return float(normalize_answer(answer) in {normalize_answer(a) for a in example.meta["aliases"]})
+        aliases = {normalize_answer(a) for a in example.meta["aliases"]}
+        return float(any(r.strip() and normalize_answer(r) in aliases for r in self.readings(completion)))
 
     def verifier_prompt(self, method: str, example: Example, candidate: str, other: str | None = None) -> str:
         if method != "mc":

@@ -5,8 +5,15 @@ every valid grid is enumerated (lexicographic order) and turned into one puzzle 
 solution: cells are removed in a seeded random order, each removal kept only if the solution stays
 unique, until ``givens`` remain (the paper's printed examples have 7) or no cell can go. A
 puzzle is shown as 4 rows of 2+2 digits with 0 for an empty cell (App. E); the generator answers
-with a line "Solution:" and the 4 completed rows, after an optional short check. The utility is 1
-iff the grid read back keeps every given and each row, column and 2×2 box holds 1–4 once.
+with a line "Solution:" and the 4 completed rows, after an optional short check, in up to 512 new
+tokens (§3). The utility is 1 iff the grid read back keeps every given and each row, column and
+2×2 box holds 1–4 once.
+
+Verification is App. E's Sudoku verifier (:data:`gvlib.prompts.SUDOKU_TEMPLATES`: check the givens,
+the rows, the columns and the boxes, then Correct or Incorrect), after 4 demonstrations (§3 fn. 4).
+Since the 288 puzzles use every valid grid, any solved grid shown in a prompt is some test puzzle's
+solution; so a prompt never shows its own puzzle or solution: a demonstration (or the generation
+prompt's worked example) whose puzzle or solution is the one asked about is replaced by a spare.
 """
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ import re
 from functools import lru_cache
 
 from ..backends.text import derive_seed
+from .. import prompts
 from ..prompts import Demo
 from .base import Example
 from .common import DatasetTask
@@ -80,26 +88,50 @@ def make_puzzle(grid: str, seed: int, givens: int = 7) -> str:
     return "".join(cells)
 
 
-#: The one worked example (ours; the paper's is App. E): 7 givens, unique solution.
+#: The worked example of the generation prompt (ours; the paper's is App. E): 7 givens, unique
+#: solution; SPARE_SHOT replaces it for the puzzle whose solution it shows.
 SHOT_PUZZLE = "1004" "3400" "0003" "2300"
 SHOT_SOLUTION = "1234" "3412" "4123" "2341"
+SPARE_SHOT = ("0200" "3100" "1320" "0030", "4213" "3142" "1324" "2431")
+
+#: Verification demonstrations (ours; the paper's verification example is garbled in App. E):
+#: (puzzle, its solution, a wrong grid), 7 givens each, none of them a test puzzle (seed 0). The
+#: first 4 are shown; the fifth is the spare for a puzzle whose solution is among them.
+DEMO_GRIDS = (
+    ("0040" "0003" "0231" "3020", "1342" "2413" "4231" "3124", "3142" "2413" "4231" "3124"),
+    ("2300" "0400" "4103" "0040", "2314" "1432" "4123" "3241", "2314" "1432" "4213" "3241"),
+    ("0004" "4210" "1040" "2000", "3124" "4213" "1342" "2431", "3124" "4213" "1342" "2413"),
+    ("3410" "2003" "0000" "4020", "3412" "2143" "1234" "4321", "3412" "2143" "1324" "4321"),
+    SPARE_SHOT + ("4213" "3124" "1324" "2431",),
+)
+_BOX_NAMES = ("top-left", "top-right", "bottom-left", "bottom-right")
 
 
 def _solved(cells: str) -> str:
     return f"Check: each row, column and box holds 1, 2, 3, 4 once.\nSolution:\n{render(cells)}"
 
 
-#: Verification demonstrations (ours; the paper's verification example is garbled in App. E).
-DEMOS = (
-    Demo(f"{RULES}\n{render(SHOT_PUZZLE)}", _solved(SHOT_SOLUTION), _solved(SHOT_SOLUTION[:12] + "2314"),
-         "Every given digit is kept and each row, column and 2x2 box holds 1, 2, 3, 4 once.",
-         "Column 3 holds 1 twice (rows 2 and 4) and column 4 holds 4 twice (rows 1 and 4), so the grid is "
-         "wrong."),
-    Demo(f"{RULES}\n{render('2140001000304001')}", _solved("2143341212344321"), _solved("2143342112344321"),
-         "Every given digit is kept and each row, column and 2x2 box holds 1, 2, 3, 4 once.",
-         "Row 2 turns the given 1 in column 3 into a 2, and then column 3 holds 2 twice and column 4 holds "
-         "1 twice, so the grid is wrong."),
-)
+def explain(puzzle: str, cells: str) -> str:
+    """A verifier's justification of ``cells`` for ``puzzle`` (App. E's checks, at most three faults)."""
+    faults = [f"the given {p} in row {i // 4 + 1}, column {i % 4 + 1} is changed to {c}"
+              for i, (p, c) in enumerate(zip(puzzle, cells)) if p != "0" and p != c]
+    kinds = [f"row {k + 1}" for k in range(4)] + [f"column {k + 1}" for k in range(4)] + \
+        [f"the {b} box" for b in _BOX_NAMES]
+    for kind, unit in zip(kinds, UNITS):
+        digits = [cells[4 * r + c] for r, c in unit]
+        faults += [f"{kind} holds {d} twice" for d in "1234" if digits.count(d) > 1]
+    if not faults:
+        return "Every given digit is kept and each row, column and 2x2 box holds 1, 2, 3 and 4 once."
+    return "; ".join(faults[:3]).capitalize() + ", so the grid is wrong."
+
+
+DEMOS = tuple(Demo(f"{RULES}\n{render(p)}", _solved(good), _solved(bad), explain(p, good), explain(p, bad))
+              for p, good, bad in DEMO_GRIDS)
+
+
+def _shows(example: Example, *grids: str) -> bool:
+    """Whether any of ``grids`` (16 digits each) is the example's puzzle or solution."""
+    return bool({example.meta["puzzle"], example.answer} & set(grids))
 
 
 class Sudoku4(DatasetTask):
@@ -107,10 +139,11 @@ class Sudoku4(DatasetTask):
 
     name = "sudoku4"
     stop = ("\n\n", "Puzzle:")
-    max_new_tokens = 256
+    max_new_tokens = 512
     domain = "4x4 Sudoku"
     answer_format = "Solution:\" followed by the 4 completed rows, as in \"Solution:\n12 34\n34 12\n21 43\n43 21"
     verifier_demos = DEMOS
+    templates = prompts.SUDOKU_TEMPLATES
 
     @classmethod
     def load(cls, *, path=None, split: str = "test", limit: int | None = None, seed: int = 0,
@@ -128,7 +161,14 @@ class Sudoku4(DatasetTask):
         return cls(examples, split=split, verifier_shots=verifier_shots)
 
     def generation_prompt(self, example: Example) -> str:
-        return f"{RULES}\n\nPuzzle:\n{render(SHOT_PUZZLE)}\n{_solved(SHOT_SOLUTION)}\n\nPuzzle:\n{example.question}\n"
+        puzzle, solution = (SHOT_PUZZLE, SHOT_SOLUTION) if not _shows(example, SHOT_PUZZLE, SHOT_SOLUTION) \
+            else SPARE_SHOT
+        return f"{RULES}\n\nPuzzle:\n{render(puzzle)}\n{_solved(solution)}\n\nPuzzle:\n{example.question}\n"
+
+    def demos_for(self, example: Example) -> list[Demo]:
+        """The first ``verifier_shots`` demonstrations that show neither this puzzle nor its solution."""
+        return [d for d, grids in zip(self.verifier_demos, DEMO_GRIDS)
+                if not _shows(example, *grids)][:self.verifier_shots]
 
     def verifier_problem(self, example: Example) -> str:
         return f"{RULES}\n{example.question}"
