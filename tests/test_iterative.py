@@ -303,10 +303,18 @@ def test_notebook_runs_with_the_tiny_preset(tmp_path, monkeypatch):
     record = json.loads((tmp_path / "results" / "iterative.json").read_text())
     runs = record["measured"]["runs"]
     assert set(runs) == set(preset["verifiers"])
-    for run in runs.values():
+    for verifier, run in runs.items():
         assert [r["round"] for r in run["rounds"]] == list(range(preset["rounds"] + 1))
         assert set(run["rounds"][0]["pass_at_k"]) == {"1", "2", "4"}
-    assert record["claim_check"]["main_run"] == "self" and "diversity_drop" in record["claim_check"]["self"]
+        for r in run["rounds"]:  # pass@k is the mean over prompts of the per-prompt estimates; pass@1 the accuracy
+            assert r["pass_at_k"]["1"] == pytest.approx(r["accuracy"])
+            for k, per_prompt in r["pass_at_k_per_prompt"].items():
+                assert r["pass_at_k"][k] == pytest.approx(np.mean(per_prompt))
+        # the recorded verdict is the claim check of the recorded rounds
+        recorded = IterationRun(config=None, run_dir=Path(run["run_dir"]), rounds=run["rounds"])
+        expected = json.loads(json.dumps(iterate.claim_check(recorded, n_boot=preset["n_boot"], seed=preset["seed"])))
+        assert record["claim_check"][verifier] == expected
+    assert record["claim_check"]["main_run"] == "self"
     assert (tmp_path / "results" / "iterative-pass-at-k-per-round.png").is_file()
     assert "**Saturation.**" in out.read_text()
 
