@@ -3,7 +3,8 @@
 gvlib.metrics (module doc; the definitions page's "Conventions the paper leaves open"): strict thresholds
 for :func:`~gvlib.metrics.filter_weights` as for :func:`~gvlib.metrics.gap`, ties at a per-prompt quantile
 dropped, the q-quantile interpolated. gvlib.verifiers (module doc): an unreadable tournament comparison
-is a seeded coin flip, left out of the position bias. (The other metrics conventions — per prompt, acc_x = 1,
+is a seeded coin flip, left out of the position bias; an unreadable CoT verdict scores 0. (The parsers'
+accepted forms and the tasks' answer extraction are pinned in test_verifiers.py and test_tasks.py.) (The other metrics conventions — per prompt, acc_x = 1,
 nothing survives, relative normalisation, pass@k, the FLOPs unit — are pinned in test_metrics.py.)
 """
 import numpy as np
@@ -86,3 +87,34 @@ def test_unreadable_tournament_comparisons_are_seeded_coin_flips():
     other = verify("tournament", Silent(), Plain([]), examples, candidates, seed=1)
     assert [m["winner"] for p in other.raw for m in p] != [m["winner"] for m in matches]
     np.testing.assert_array_equal(v.survivors.sum(axis=2)[-1], [1] * 8)  # still one champion per problem
+
+
+# ---------------------------------------------------------------- verifiers: an unreadable CoT verdict
+
+
+class Replies(Backend):
+    """A judge that answers each candidate's prompt with ``replies[candidate]``."""
+
+    name = "scripted"
+    fingerprint = "replies"
+
+    def __init__(self, replies):
+        self.replies = replies
+
+    def sample(self, prompts, params):
+        return [[self.replies[p.split("A=")[1].split(" B=")[0]]] * params.n for p in prompts]
+
+
+def test_an_unreadable_cot_verdict_scores_0_below_every_threshold_and_apart_from_a_real_1():
+    """Unparseable CoT-Score and CoT-Binary outputs score 0 (module doc): rejected at every threshold the
+    filters use, and still told apart from a real score of 1 (kept at tau = 0, where the unreadable one is not)."""
+    examples = [Example("x0", "question", "1")]
+    score = verify("cot_score", Replies({"one": "Score: 1", "junk": "I think it is fine.", "nine": "Score: 9"}),
+                   Plain([]), examples, [["one", "junk", "nine"]])
+    assert score.scores.tolist() == [[1.0, 0.0, 9.0]] and score.n_unparseable == 1
+    assert filter_weights(score.scores, tau=0).tolist() == [[1, 0, 1]]
+    for tau in (1, 5, 8):
+        assert filter_weights(score.scores, tau=tau)[0, 1] == 0
+    binary = verify("cot_binary", Replies({"yes": "Correctness: <correct>", "junk": "Hmm.", "no": "Correctness: <incorrect>"}),
+                    Plain([]), examples, [["yes", "junk", "no"]])
+    assert binary.scores.tolist() == [[1.0, 0.0, 0.0]] and binary.n_unparseable == 1
