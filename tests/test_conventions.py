@@ -8,7 +8,6 @@ accepted forms and the tasks' answer extraction are pinned in test_verifiers.py 
 nothing survives, relative normalisation, pass@k, the FLOPs unit — are pinned in test_metrics.py.)
 """
 import numpy as np
-import pytest
 from scipy.stats import binomtest
 
 from gvlib.backends.base import Backend
