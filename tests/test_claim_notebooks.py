@@ -8,6 +8,9 @@ import papermill
 import pytest
 import yaml
 
+from gvlib import claims
+from gvlib.metrics import fit_log_linear
+
 ROOT = Path(__file__).resolve().parents[1]
 CLAIMS = ("scaling", "cross_verification", "unimprovable")
 
@@ -34,6 +37,24 @@ def check_rows(rows):
         assert 0 <= r["n_mixed"] <= r["n_prompts"] and 0 <= r["n_empty"] <= r["n_prompts"]
 
 
+def recomputed(record, task, methods, *, cross=False):
+    """The rows of the notebook's table recomputed here from its recorded parameters: the same prompts, samples
+    and verdicts (read back from the engine's cache the notebook filled), filters and bootstrap seed."""
+    from gvlib import claims
+
+    ps = record["parameters"]
+    models = claims.resolve_models(ps["organism"], ps["models"], ps.get("flops", ()))
+    task_obj = claims.load_task(task, ps["n_prompts"], models, ps["data_dir"])
+    filters = claims.make_filters(methods, mc_threshold=ps.get("mc_threshold"), mc_quantile=ps.get("mc_quantile"),
+                                  cot_score_threshold=ps["cot_score_threshold"],
+                                  tournament_rounds=ps.get("tournament_rounds", 1))
+    grid = claims.run_grid(models.models, task_obj, methods, cross=cross, n=ps["n_samples"],
+                           temperature=ps["temperature"], top_p=ps["top_p"], seed=ps["seed"], backend=ps["backend"],
+                           backend_options=ps["backend_options"], tournament_rounds=ps.get("tournament_rounds", 1),
+                           threads=1)
+    return grid, filters, grid.table(filters, n_boot=ps["n_boot"], seed=ps["seed"]).to_dict(orient="records")
+
+
 def common(record, preset, claim, tmp_path):
     assert record["claim"] == claim
     assert {k: record["parameters"][k] for k in preset} == preset
@@ -54,6 +75,17 @@ def test_scaling_tiny(tmp_path, monkeypatch):
         fit = m["fits"][method]
         assert fit["slope_ci"][0] <= fit["slope_ci"][1] and 0 <= fit["r2"] <= 1 + 1e-9
         assert method in record["paper"]["points"] and len(record["paper"]["points"][method]["flops"]) == 7
+    # every number is the one the recorded samples and verdicts give
+    grid, filters, rows = recomputed(record, preset["task"], preset["verifiers"])
+    assert m["rows"] == rows
+    gaps = grid.gaps(filters)
+    names = [x["name"] for x in m["models"]]
+    for method in preset["verifiers"]:
+        mine = {r["generator"]: r["relative_gap"] for r in rows if r["method"] == method}
+        slope, intercept, r2 = fit_log_linear(flops, [mine[g] for g in names])
+        ci = claims.slope_ci([gaps[(g, g, method)] for g in names], flops, n_boot=preset["n_boot"], seed=preset["seed"])
+        fit = m["fits"][method]
+        assert [fit["slope"], fit["intercept"], fit["r2"], *fit["slope_ci"]] == pytest.approx([slope, intercept, r2, *ci])
     cc = record["claim_check"]
     judged = cc["judged_on"]
     assert cc["holds"] == (None if cc["not_tested"][judged] else cc["rises"][judged])
@@ -88,6 +120,12 @@ def test_cross_verification_tiny(tmp_path, monkeypatch):
         assert len(matrix) == k and all(len(r) == k for r in matrix)
         diag = {r["generator"]: r["gap"] for r in m["rows"] if r["method"] == method and r["generator"] == r["verifier"]}
         assert [matrix[i][i] for i in range(k)] == pytest.approx([diag[x["name"]] for x in m["models"]])
+    assert m["rows"] == recomputed(record, preset["task"], preset["verifiers"], cross=True)[2]
+    names = [x["name"] for x in m["models"]]
+    for method in preset["verifiers"]:
+        gaps = {(r["generator"], r["verifier"]): r["gap"] for r in m["rows"] if r["method"] == method}
+        assert m["matrices"][method] == [[gaps[(g, v)] for v in names] for g in names]
+    counts = [claims.trend_counts(m["matrices"][method]) for method in preset["verifiers"]]
     cc = record["claim_check"]
     assert 0 <= cc["rows_rising"] <= cc["n"] and 0 <= cc["columns_falling"] <= cc["n"]
     tested = cc["tested"]
@@ -101,6 +139,8 @@ def test_cross_verification_tiny(tmp_path, monkeypatch):
     text = json.dumps(nb.cells)
     assert "Verdict: the main trend (a larger verifier gives a larger gap) could not be tested here" in text
     assert "untestable: MC top0.8 t1 (0 informative cell(s) of 3: no prompt with 0 < accuracy < 1)" in text
+    assert (cc["rows_rising"], cc["columns_falling"], cc["n"]) == tuple(sum(c[k] for c in counts)
+                                                                      for k in ("rows_rising", "columns_falling", "n"))
     assert record["paper"]["trend_counts_all_grids"] == {"rows_rising": 13, "columns_falling": 7, "n": 14}
 
 
@@ -111,6 +151,10 @@ def test_unimprovable_tiny(tmp_path, monkeypatch):
     check_rows(m["rows"])
     assert {r["task"] for r in m["rows"]} == {"organism/facts", "organism/arith", "organism/sudoku"}
     assert len(m["rows"]) == 3 * len(m["models"])
+    for task in {r["task"] for r in m["rows"]}:
+        method = next(r["method"] for r in m["rows"] if r["task"] == task)
+        mine = [{k: v for k, v in r.items() if k not in ("kind", "task")} for r in m["rows"] if r["task"] == task]
+        assert mine == recomputed(record, task, [method])[2], task
     holds = record["claim_check"]["holds"]
     assert set(holds) == {"factual_unimprovable", "sudoku_only_largest_gain"}
     facts = [r for r in m["rows"] if r["task"] == "organism/facts"]

@@ -89,12 +89,46 @@ def test_pipeline_on_a_tiny_model_is_deterministic_and_cached(gsm8k, tiny, tmp_p
     assert np.all((results["mc"].scores > 0) & (results["mc"].scores < 1))
     assert results["tournament"].survivors.shape == (3, 1, 4)
     assert results["tournament"].n_outputs == 3
-    assert gap(g.u, results["mc"].scores, tau=0.5).absolute == 0.0  # no sample is correct
     hits = cache.hits
     again = engine.verify(tiny, task, g, "tournament", seed=0, max_new_tokens=6, cache=cache)
     assert cache.hits == hits + 1
     np.testing.assert_array_equal(again.survivors, results["tournament"].survivors)
     assert again.raw == results["tournament"].raw
+
+
+class JudgeOfEvenProblems(Backend):
+    """A CoT-Binary judge that knows the gold answers of the even-numbered problems and calls every sample of
+    the odd-numbered ones correct."""
+
+    name = "scripted"
+    model_id = "judge"
+    fingerprint = "judge-of-even-problems"
+
+    def __init__(self, task, generations):
+        self.verdict = {}
+        for i, (example, samples, u) in enumerate(zip(task.examples, generations.completions, generations.u)):
+            for c, right in zip(samples, u):
+                ok = bool(right) or i % 2 == 1
+                self.verdict[task.verifier_prompt("cot_binary", example, c)] = f"Correctness: <{'correct' if ok else 'incorrect'}>"
+
+    def sample(self, prompts, params):
+        return [[self.verdict[p]] * params.n for p in prompts]
+
+
+def test_the_gap_through_the_pipeline_is_the_one_by_hand(gsm8k, tmp_path):
+    """Samples 0 and 2 of each of the 5 problems are right, 1 and 3 wrong (acc_x = 1/2). Problems 0, 2, 4 keep
+    only their right samples (gap 1/2, relative gap 1), problems 1 and 3 keep all (gap 0): gap = 3/10 and
+    relative gap = 3/5, whether computed now or read back from the cache. (A verdict attached to the wrong
+    sample or problem would change them.)"""
+    cache = Cache(tmp_path)
+    g = engine.generate(GoldEveryOther(gsm8k), gsm8k, n=4, cache=cache, chunk_size=2)
+    judge = JudgeOfEvenProblems(gsm8k, g)
+    for _ in range(2):  # computed, then read back from the cache
+        v = engine.verify(judge, gsm8k, g, "cot_binary", cache=cache, chunk_size=2)
+        r = gap(g.u, v.scores, tau=0.5)
+        np.testing.assert_array_equal(v.scores, [[1, 0, 1, 0], [1, 1, 1, 1]] * 2 + [[1, 0, 1, 0]])
+        assert r.absolute == pytest.approx(3 / 10) and r.relative == pytest.approx(3 / 5)
+    assert cache.hits == 3  # the second pass read the verdicts' three chunks
 
 
 def test_verify_checks_its_inputs(gsm8k, tmp_path):

@@ -310,6 +310,14 @@ def test_notebook_runs_with_the_tiny_preset(tmp_path, monkeypatch):
             v = r["verification"]
             assert (v is None) == (verifier == "gold")
             assert v is None or 0 <= v["truncation_rate"] <= v["unparseable_rate"] <= 1
+        for r in run["rounds"]:  # pass@k is the mean over prompts of the per-prompt estimates; pass@1 the accuracy
+            assert r["pass_at_k"]["1"] == pytest.approx(r["accuracy"])
+            for k, per_prompt in r["pass_at_k_per_prompt"].items():
+                assert r["pass_at_k"][k] == pytest.approx(np.mean(per_prompt))
+        # the recorded verdict is the claim check of the recorded rounds
+        recorded = IterationRun(config=None, run_dir=Path(run["run_dir"]), rounds=run["rounds"])
+        expected = json.loads(json.dumps(iterate.claim_check(recorded, n_boot=preset["n_boot"], seed=preset["seed"])))
+        assert record["claim_check"][verifier] == expected
     assert record["claim_check"]["main_run"] == "self" and "diversity_drop" in record["claim_check"]["self"]
     assert (tmp_path / "results" / "iterative-pass-at-k-per-round.png").is_file()
     text = out.read_text()
