@@ -334,3 +334,25 @@ def test_an_adapter_finished_before_the_kill_is_reused(tiny, tmp_path, monkeypat
     run = iterate.run_iterations(toy_task(EVAL), cfg, run_dir=tmp_path / "run", cache=None)
     assert len(trained) == 1, "the finished adapter was trained again"
     assert run.rounds[0]["trained"] and run.rounds[0]["train"]["pairs"] == run.rounds[0]["filter"]["kept"]
+
+
+def test_the_fixed_verifier_gets_its_backend_options(monkeypatch):
+    seen = []
+    monkeypatch.setattr(iterate, "open_backend", lambda ref, kind, **kw: seen.append((ref.base, kind, kw)))
+    cfg = iterate.IterationConfig(model="small", verifier="fixed", fixed_verifier="big", backend="transformers",
+                                  backend_options={"*": {"dtype": "bfloat16"}, "big": {"tensor_parallel_size": 4}})
+    assert iterate._fixed_verify_stage("big", cfg, {}, {}, 0, None) == {}
+    assert seen == [("big", "transformers", {"options": {"dtype": "bfloat16", "tensor_parallel_size": 4}})]
+    with pytest.raises(ValueError, match="backend_options"):
+        iterate.IterationConfig(model="m", backend_options={"m": 4})
+
+
+def test_paper_preset_shards_the_72b_fixed_verifier():
+    import yaml
+
+    from gvlib.backends import options_for
+
+    preset = yaml.safe_load((Path(__file__).parents[1] / "notebooks/params/iterative/paper.yaml").read_text())
+    assert preset["fixed_verifier"] == "Qwen/Qwen1.5-72B"
+    tp = options_for(preset["fixed_verifier"], preset["backend_options"]).get("tensor_parallel_size", 1)
+    assert 72.3e9 * 2 / tp < 0.9 * 80e9  # its bf16 weights per GPU leave room for the KV cache on an 80 GB card
