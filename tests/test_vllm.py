@@ -120,3 +120,37 @@ def test_cot_verification_and_a_tournament_round(hf, vl, task):
         assert again.raw == out["vllm"].raw  # seeded per request: the same verdicts again
     assert out["vllm"].survivors.shape == (2, len(task.examples), 4)
     assert (out["vllm"].survivors[1].sum(1) == 2).all()  # one round halves every problem's candidates
+
+
+def test_lora_ranks_are_the_installed_vllms():
+    import typing
+
+    from vllm.config.lora import MaxLoRARanks
+
+    from gvlib.backends.vllm import VLLM_LORA_RANKS
+    assert tuple(typing.get_args(MaxLoRARanks)) == VLLM_LORA_RANKS
+
+
+def test_a_rank_4_adapter_serves_like_the_merged_model(model_dir, task, tmp_path):
+    """f_1 of the iterative loop: base + a rank-4 LoRA (vLLM's max_lora_rank rounded up to 8) = the merged model."""
+    from peft import LoraConfig, get_peft_model
+
+    from gvlib.backends.hf import HFBackend
+    from gvlib.finetune import load_adapted
+    from gvlib.iterate import ModelRef, open_backend
+
+    base, tok = load_adapted(str(model_dir), None)
+    torch.manual_seed(0)
+    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"],
+                                                 init_lora_weights=False))
+    peft_model.save_pretrained(tmp_path / "adapter")
+    merged, _ = load_adapted(str(model_dir), tmp_path / "adapter")
+    hf_f1 = HFBackend(merged, tok, fingerprint="f1")
+    ref = ModelRef(base=str(model_dir), adapter=str(tmp_path / "adapter"), name="f1", lora_id=1)
+    vl_f1 = open_backend(ref, "vllm", lora_rank=4,
+                         options={"dtype": "float32", "max_model_len": 512, "enforce_eager": True})
+    prompts = [task.verifier_prompt("mc", e, task.gold_completion(e)) for e in task.examples]
+    want = hf_f1.logprob_continuations(prompts, ["Correct", "Incorrect"])
+    np.testing.assert_allclose(vl_f1.logprob_continuations(prompts, ["Correct", "Incorrect"]), want, atol=1e-3)
+    base_hf = load_backend(str(model_dir), backend="transformers", dtype="float32")
+    assert np.abs(base_hf.logprob_continuations(prompts, ["Correct", "Incorrect"]) - want).max() > 1e-2  # LoRA matters
