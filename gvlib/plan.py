@@ -31,6 +31,7 @@ import json
 import math
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -126,21 +127,25 @@ class Call:
         return (self.prefill + self.n * self.new) * a.kv_bytes_per_token() / 1e9
 
 
-def _prompt_tokens(task: str, method: str | None, data_dir: str | None, limit: int = 64) -> tuple[int, int, int]:
-    """(generation prompt, verification template, generation budget) in tokens, measured on the task's prompts."""
+@lru_cache(maxsize=None)
+def _prompt_tokens(task: str, method: str | None, data_dir: str | None,
+                   sample: int = 64) -> tuple[int, int, int, int]:
+    """(generation prompt, verification template, generation budget) in tokens, measured on the task's first
+    ``sample`` prompts, and the number of test problems the task has."""
     from gvlib import tasks
     path = None if data_dir is None or task.startswith("organism/") or task == "sudoku4" else Path(data_dir) / task
     try:
-        t = tasks.load(task, path=path, limit=limit)
+        t = tasks.load(task, path=path)
     except Exception as e:  # noqa: BLE001 (any failure to read the data is reported as such)
         raise SystemExit(f"gvlib.plan: cannot read task {task!r} to measure its prompts ({e}); "
                          "pass --data-dir (or set data_dir)") from None
-    gen = sum(len(t.generation_prompt(e)) for e in t.examples) / len(t.examples) / CHARS_PER_TOKEN
+    size, examples = len(t.examples), t.examples[:sample]
+    gen = sum(len(t.generation_prompt(e)) for e in examples) / len(examples) / CHARS_PER_TOKEN
     ver = 0.0
     if method is not None:
         other = None if method != "tournament" else ""
-        ver = sum(len(t.verifier_prompt(method, e, "", other)) for e in t.examples) / len(t.examples) / CHARS_PER_TOKEN
-    return math.ceil(gen), math.ceil(ver), t.max_new_tokens
+        ver = sum(len(t.verifier_prompt(method, e, "", other)) for e in examples) / len(examples) / CHARS_PER_TOKEN
+    return math.ceil(gen), math.ceil(ver), t.max_new_tokens, size
 
 
 def calls(notebook: str, p: dict, data_dir: str | None, verify_budget: int) -> tuple[list[Call], list[dict]]:
@@ -149,10 +154,11 @@ def calls(notebook: str, p: dict, data_dir: str | None, verify_budget: int) -> t
     sft: list[dict] = []
 
     def add(gens: str, verifier: str, task: str, methods, prompts: int, n: int, rounds: int = 0):
-        P, _, G = _prompt_tokens(task, None, data_dir)
+        P, _, G, size = _prompt_tokens(task, None, data_dir)
+        prompts = min(prompts, size)  # a notebook runs the first n_prompts problems, at most all of them
         out.append(Call(gens, f"generate {task}", prompts, P, n, G))
         for m in methods:
-            _, V, _ = _prompt_tokens(task, m, data_dir)
+            V = _prompt_tokens(task, m, data_dir)[1]
             if m == "mc":
                 out.append(Call(verifier, f"verify {task} mc", prompts * n, V + G, 1, 0))
             elif m == "tournament":
@@ -180,7 +186,7 @@ def calls(notebook: str, p: dict, data_dir: str | None, verify_budget: int) -> t
             judge = {"self": p["model"], "fixed": p["fixed_verifier"] or p["model"], "gold": None}[verifier]
             for _ in range(p["rounds"] + 1):
                 add(p["model"], judge or p["model"], p["task"], [] if judge is None else [p["method"]], prompts, n)
-            P, _, G = _prompt_tokens(p["task"], None, data_dir)
+            P, _, G, _ = _prompt_tokens(p["task"], None, data_dir)
             sft.append({"verifier": verifier, "model": p["model"], "rounds": p["rounds"], "steps": p["lora_steps"],
                         "batch": p["lora_batch_size"], "seq": P + G, "rank": p["lora_rank"]})
     else:
@@ -280,7 +286,7 @@ def format_plan(r: dict) -> str:
         lines.append(f"SFT ({s['verifier']} verifier) {s['model']}: {s['rounds']} rounds x {s['steps']} steps x {s['batch']} x {s['seq']} "
                      f"tokens, LoRA r={s['rank']}: {s['flops'] / 1e15:.0f} PFLOP, {s['gpu_hours']:.1f} GPU-h, "
                      f"{s['memory_gb']:.0f} GB on one GPU ({'fits' if s['fits'] else 'does NOT fit'})")
-    lines.append(f"total: {r['gpu_hours']:.0f} GPU-hours; disk {r['disk_gb']:.0f} GB (bf16 weights + sample cache); "
+    lines.append(f"total: {r['gpu_hours']:.1f} GPU-hours; disk {r['disk_gb']:.0f} GB (bf16 weights + sample cache); "
                  f"{'every call fits' if r['fits'] else 'SOMETHING DOES NOT FIT'}")
     return "\n".join(lines)
 
