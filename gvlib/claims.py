@@ -275,15 +275,13 @@ def method_untested(rows: pd.DataFrame) -> str | None:
 
 
 def backend_kwargs(model: Model, options: dict | None) -> dict:
-    """The backend options of ``model``: ``options["*"]`` for every model, updated by ``options[<model path>]``.
+    """The backend options of ``model`` (:func:`gvlib.backends.options_for` of its path).
 
     E.g. ``{"*": {"gpu_memory_utilization": 0.9}, "Qwen/Qwen2-72B": {"tensor_parallel_size": 4}}``.
     """
-    options = options or {}
-    bad = [k for k, v in options.items() if not isinstance(v, dict)]
-    if bad:
-        raise ValueError(f"backend_options maps '*' or a model to a dict of options; {bad} do not")
-    return {**options.get("*", {}), **options.get(model.path, {})}
+    from gvlib.backends import options_for
+
+    return options_for(model.path, options)
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 :func:`generate` draws n completions per problem and scores them with the task's utility;
 :func:`verify` asks a verifier (the generator itself, or another backend) about every completion
 with one of the paper's four methods. Both cache their work on disk in chunks of problems
-(:mod:`gvlib.cache`), keyed by the backend (fingerprint, kind and batch layout), the digest of
-the sampling code (:data:`SAMPLING_CODE`), task, split, exact prompts, sampling parameters and seed, so a re-run reads the results back and a killed run resumes.
+(:mod:`gvlib.cache`), keyed by the backend (fingerprint, kind and :meth:`sampling_key`), the digest of
+its code (:func:`code_digest`), task, split, exact prompts, sampling parameters and seed, so a re-run reads the results back and a killed run resumes.
 
 Example::
 
@@ -32,9 +32,17 @@ from .verifiers import Verification
 DEFAULT = "default"
 #: Part of every cache key: bump it when what an entry holds changes, so old entries are not read.
 FORMAT = 2
-#: The modules that turn prompts into samples and verdicts: their code's digest is part of every key.
-SAMPLING_CODE = ("gvlib.sampler", "gvlib.backends.hf", "gvlib.backends.vllm", "gvlib.backends.text",
-                 "gvlib.verifiers", "gvlib.kernels.logprob")
+#: The modules every backend's samples and verdicts go through; with the backend's own ``code``
+#: (:attr:`gvlib.backends.base.Backend.code`) their digest is part of every key (:func:`code_digest`),
+#: so a faster CPU sampler does not orphan GPU-days of vLLM samples.
+SHARED_CODE = ("gvlib.backends.text", "gvlib.verifiers")
+#: Every module that turns prompts into samples and verdicts, whichever the backend.
+SAMPLING_CODE = (*SHARED_CODE, "gvlib.sampler", "gvlib.backends.hf", "gvlib.backends.vllm", "gvlib.kernels.logprob")
+
+
+def code_digest(backend: Backend) -> str:
+    """Digest of the code that produced ``backend``'s results: :data:`SHARED_CODE` and the backend's own."""
+    return source_digest(*SHARED_CODE, *backend.code)
 
 
 @dataclass
@@ -76,8 +84,11 @@ def _fingerprint(backend: Backend, cache: Cache) -> str:
 
 def generate(backend: Backend, task: Task, *, n: int, temperature: float = 0.7, top_p: float = 0.9,
              max_new_tokens: int | None = None, seed: int = 0, cache: Cache | str | None = DEFAULT,
-             chunk_size: int = 64) -> Generations:
-    """``n`` samples per problem of ``task`` from ``backend`` (paper §3: T 0.7, top-p 0.9)."""
+             chunk_size: int | None = None) -> Generations:
+    """``n`` samples per problem of ``task`` from ``backend`` (paper §3: T 0.7, top-p 0.9).
+
+    ``chunk_size``: problems per backend call and cache entry (default: the backend's ``chunk_size``).
+    """
     if n < 1:
         raise ValueError(f"n must be >= 1 sample per problem, got {n}")
     cache = _cache(cache)
@@ -85,12 +96,12 @@ def generate(backend: Backend, task: Task, *, n: int, temperature: float = 0.7, 
                             max_new_tokens=max_new_tokens or task.max_new_tokens, stop=tuple(task.stop), seed=seed)
     prompts = [task.generation_prompt(e) for e in task.examples]
     split = getattr(task, "split", "")
-    key = {"stage": "generate", "format": FORMAT, "code": source_digest(*SAMPLING_CODE),
+    key = {"stage": "generate", "format": FORMAT, "code": code_digest(backend),
            "backend": _fingerprint(backend, cache), "engine": backend.name, "sampling": backend.sampling_key(),
            "task": task.name, "split": split,
            "params": dataclasses.asdict(params)}
     chunks = cache.map_chunks("generate", key, prompts, lambda ch: backend.sample(ch, params),
-                              chunk_size=chunk_size, desc=f"generate {task.name}")
+                              chunk_size=chunk_size or backend.chunk_size, desc=f"generate {task.name}")
     completions = [c for chunk in chunks for c in chunk]
     u = np.array([[task.score(e, c) for c in cs] for e, cs in zip(task.examples, completions)], dtype=float)
     return Generations(task.name, split, [e.id for e in task.examples], prompts, completions,
@@ -101,11 +112,13 @@ def generate(backend: Backend, task: Task, *, n: int, temperature: float = 0.7, 
 def verify(verifier: Backend, task: Task, generations: Generations, method: str, *, seed: int = 0,
            rounds: int | None = None, temperature: float = 0.7, top_p: float = 0.9,
            max_new_tokens: int | None = None, cache: Cache | str | None = DEFAULT,
-           chunk_size: int = 64) -> Verification:
+           chunk_size: int | None = None) -> Verification:
     """Verify every completion in ``generations`` with ``method`` (see :mod:`gvlib.verifiers`).
 
     ``verifier`` may be the generator's backend (self-verification) or any other
-    (cross-verification). ``rounds``: tournament only (default: a full tournament).
+    (cross-verification). ``rounds``: tournament only (default: a full tournament). ``chunk_size``:
+    problems per cache entry (default: the verifier's ``chunk_size``); a tournament round is one
+    backend call over a whole chunk.
     """
     if method not in verifiers.VERIFIER_METHODS:
         raise ValueError(f"unknown verifier method {method!r}; choose one of {verifiers.VERIFIER_METHODS}")
@@ -122,7 +135,7 @@ def verify(verifier: Backend, task: Task, generations: Generations, method: str,
     if method == "tournament" and rounds is None:
         rounds = verifiers.max_rounds(n)
     items = [(by_id[i], cs) for i, cs in zip(generations.example_ids, generations.completions)]
-    key = {"stage": "verify", "format": FORMAT, "code": source_digest(*SAMPLING_CODE), "method": method,
+    key = {"stage": "verify", "format": FORMAT, "code": code_digest(verifier), "method": method,
            "verifier": _fingerprint(verifier, cache), "engine": verifier.name, "sampling": verifier.sampling_key(),
            "task": task.name,
            "split": generations.split, "seed": seed, "rounds": rounds, "mc_tokens": list(task.mc_tokens),
@@ -138,6 +151,6 @@ def verify(verifier: Backend, task: Task, generations: Generations, method: str,
         return verifiers.verify(method, verifier, task, exs, cands, seed=seed, params=params,
                                 rounds=rounds).to_dict()
 
-    parts = cache.map_chunks(f"verify-{method}", key, items, run, chunk_size=chunk_size, item_key=item_key,
-                             desc=f"verify {task.name} ({method})")
+    parts = cache.map_chunks(f"verify-{method}", key, items, run, chunk_size=chunk_size or verifier.chunk_size,
+                             item_key=item_key, desc=f"verify {task.name} ({method})")
     return Verification.concat([Verification.from_dict(p) for p in parts])

@@ -5,7 +5,11 @@ Algorithm 1 of the paper projects f_{t+1} onto the filtered distribution f_t[w] 
 runs on a CPU for the organism and on one GPU for a 7B model:
 
 * the loss is the negative log-likelihood of the completion tokens and the EOS that ends them, never of
-  the prompt (the SFT of the paper's Tab. 9 trains on solutions given questions);
+  the prompt (the SFT of the paper's Tab. 9 trains on solutions given questions); it is computed by
+  :func:`completion_nll` from the decoder's hidden states at the labelled positions only, so the
+  full-vocabulary logits of prompt positions are never formed (at the paper's batch of 64 they would
+  be most of a GPU's memory), and a minibatch can be split into micro-batches whose gradients add up to
+  the whole minibatch's (gradient accumulation);
 * every round's model is the *same base* f_0 with one adapter: A_{t+1} starts from A_t and is trained on
   round t's kept samples, so f_{t+1} = f_0 ⊕ A_{t+1} is exactly "fine-tune f_t" restricted to the LoRA
   parameters, and vLLM can serve f_{t+1} as the base plus one ``LoRARequest`` per round;
@@ -28,8 +32,9 @@ from typing import Sequence
 import torch
 
 from gvlib.backends.text import continuation_ids
+from gvlib.kernels import token_logprobs_reference
 
-__all__ = ["LoraSettings", "sft_example", "train_adapter", "load_adapted", "merge_adapter", "replace_dir"]
+__all__ = ["LoraSettings", "sft_example", "completion_nll", "train_adapter", "load_adapted", "merge_adapter", "replace_dir"]
 
 #: The projections of a Llama/Qwen block; LoRA goes on all of them by default.
 LLAMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -38,7 +43,11 @@ LLAMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_pr
 @dataclass(frozen=True)
 class LoraSettings:
     """LoRA shape and the SFT schedule (the paper's Tab. 9: AdamW, minibatch 64, 2000 steps, lr 1e-6 for a
-    full fine-tune of 7B+; a LoRA on a tiny model needs a far larger learning rate and far fewer steps)."""
+    full fine-tune of 7B+; a LoRA on a tiny model needs a far larger learning rate and far fewer steps).
+
+    ``micro_batch_size``: sequences per forward/backward pass; the gradients of a minibatch's
+    micro-batches are accumulated before each step (None: the whole minibatch in one pass).
+    """
 
     rank: int = 8
     alpha: float = 16.0
@@ -49,11 +58,15 @@ class LoraSettings:
     batch_size: int = 16
     weight_decay: float = 0.0
     max_length: int = 2048
+    micro_batch_size: int | None = None
 
     def __post_init__(self):
         for name in ("rank", "steps", "batch_size", "max_length"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"LoraSettings.{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.micro_batch_size is not None and not 1 <= self.micro_batch_size <= self.batch_size:
+            raise ValueError(f"LoraSettings.micro_batch_size must lie in [1, batch_size={self.batch_size}], "
+                             f"got {self.micro_batch_size!r}")
         if not self.lr > 0 or not self.alpha > 0:
             raise ValueError(f"LoraSettings.lr and .alpha must be > 0, got lr={self.lr!r}, alpha={self.alpha!r}")
         if not 0 <= self.dropout < 1:
@@ -116,6 +129,33 @@ def _collate(rows: Sequence[tuple[list[int], list[int]]], pad_id: int, device) -
     return {"input_ids": ids.to(device), "labels": labels.to(device), "attention_mask": mask.to(device)}
 
 
+def _chunk_nll(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Module) -> torch.Tensor:
+    return -token_logprobs_reference(head(hidden), targets, chunk_size=len(targets)).sum()
+
+
+def completion_nll(model, batch: dict[str, torch.Tensor], *, chunk_rows: int = 1024) -> tuple[torch.Tensor, int]:
+    """(sum of -log P(label), number of labels) over the labelled positions of a right-padded ``batch``.
+
+    The same loss as the model's own (``model(**batch).loss`` is this sum over this count) without its
+    (sequences × positions × vocabulary) logits: the decoder runs on every position, the LM head and
+    the log-softmax (:func:`gvlib.kernels.token_logprobs_reference`, differentiable) only on the
+    positions whose next token is labelled, ``chunk_rows`` at a time and recomputed in the backward
+    pass (activation checkpointing), so at most one chunk's logits exist at once.
+    """
+    from torch.utils.checkpoint import checkpoint
+
+    hidden = model.get_decoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    labels = batch["labels"][:, 1:]
+    keep = labels != -100
+    rows, targets = hidden[:, :-1][keep], labels[keep]
+    head = model.get_output_embeddings()
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for start in range(0, len(targets), chunk_rows):
+        total = total + checkpoint(_chunk_nll, rows[start:start + chunk_rows], targets[start:start + chunk_rows],
+                                   head, use_reentrant=False)
+    return total, int(keep.sum())
+
+
 def _load_base(base: str | os.PathLike, device: str | None, dtype: str | None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -169,16 +209,22 @@ def train_adapter(base: str | os.PathLike, pairs: Sequence[tuple[str, str]], out
     gen = torch.Generator().manual_seed(seed)
     model.train()
     losses = []
+    micro = settings.micro_batch_size or settings.batch_size
     for _ in range(settings.steps):
         pick = torch.randint(len(rows), (settings.batch_size,), generator=gen).tolist()
-        batch = _collate([rows[i] for i in pick], pad_id, device)
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
-            loss = model(**batch).loss
+        labelled = sum(sum(y != -100 for y in rows[i][1][1:]) for i in pick)  # the minibatch's loss tokens
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = 0.0
+        for start in range(0, len(pick), micro):  # gradient accumulation: the parts add up to the mean
+            batch = _collate([rows[i] for i in pick[start:start + micro]], pad_id, device)
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
+                nll, _ = completion_nll(model, batch)
+            part = nll / labelled
+            part.backward()
+            loss += float(part.detach())
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         opt.step()
-        losses.append(float(loss.detach()))
+        losses.append(loss)
     model.eval()
     tail = losses[-max(1, len(losses) // 10):]
     stats = {"pairs": len(pairs), "distinct_pairs": len(set(pairs)), "steps": settings.steps,

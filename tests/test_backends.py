@@ -194,42 +194,66 @@ def test_hub_id_loads_offline_from_the_cache(model_dir, tmp_path, monkeypatch):
 
 
 class _FakeLLM:
-    """Records its arguments; answers like vllm.LLM."""
+    """Records its arguments; answers like vllm.LLM (log P(token t at position i) = -(i + t / 1000))."""
 
     def __init__(self, hf_tokenizer, **kw):
         self.kw, self.calls, self._tok = kw, [], hf_tokenizer
+        self.model_config = types.SimpleNamespace(dtype=kw.get("dtype", "float32"))
 
     def get_tokenizer(self):
         return self._tok
 
     def generate(self, prompts, params, use_tqdm=True):
         self.calls.append((prompts, params))
-        if isinstance(params, list):  # sampling: one SamplingParams per prompt
-            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"{p}|{k} Q: tail",
+        if isinstance(prompts[0], str):  # sampling: one SamplingParams per prompt
+            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(token_ids=self._tok(f"{p}|{k} Q: tail").input_ids,
                                                                          finish_reason="length" if k else "stop")
                                                    for k in range(sp.n)]) for p, sp in zip(prompts, params)]
-        # scoring: prompt log-probs, log P(token t at position i) = -(i + t / 1000)
-        return [types.SimpleNamespace(prompt_logprobs=[None] + [
-            {t: types.SimpleNamespace(logprob=-(i + t / 1000))} for i, t in enumerate(r["prompt_token_ids"][1:], 1)])
-            for r in prompts]
+        outs = []  # scoring: the asked tokens' log-probs only
+        for r, sp in zip(prompts, params):
+            seq = r["prompt_token_ids"]
+            last = {t: types.SimpleNamespace(logprob=-(len(seq) + t / 1000)) for t in sp.logprob_token_ids}
+            outs.append(types.SimpleNamespace(outputs=[types.SimpleNamespace(logprobs=[last])]))
+        return outs
 
 
-def test_vllm_backend_maps_arguments(model_dir, monkeypatch):
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    """A stand-in ``vllm`` module (``_FakeLLM``) on a machine that seems to have CUDA."""
     from tiny_model import tiny_tokenizer
     tok = tiny_tokenizer()
     fake = types.ModuleType("vllm")
     fake.SamplingParams = lambda **kw: types.SimpleNamespace(**kw)
+    fake.__version__ = "0.0-fake"
     fake.LLM = lambda **kw: _FakeLLM(tok, **kw)
     monkeypatch.setitem(sys.modules, "vllm", fake)
     monkeypatch.setattr(backends.importlib.util, "find_spec", lambda name: object())
     monkeypatch.setattr(backends, "_cuda_available", lambda: True)
+    return fake
+
+
+def test_vllm_cpu_build_runs_only_when_asked_for(model_dir, fake_vllm, monkeypatch):
+    monkeypatch.setattr(backends, "_cuda_available", lambda: False)
+    monkeypatch.setattr(backends, "_vllm_cpu_build", lambda: True)
+    assert load_backend(str(model_dir)).name == "transformers"  # auto: vLLM only on a GPU
+    assert load_backend(str(model_dir), backend="vllm").name == "vllm"
+    monkeypatch.setattr(backends, "_vllm_cpu_build", lambda: False)
+    with pytest.raises(BackendUnavailableError, match="no CUDA GPU"):
+        load_backend(str(model_dir), backend="vllm")
+
+
+def test_vllm_backend_maps_arguments(model_dir, fake_vllm):
     b = load_backend(str(model_dir), dtype="bfloat16", tensor_parallel_size=4, pipeline_parallel_size=2,
                      distributed_executor_backend="ray")
     assert b.name == "vllm" and b.fingerprint == fingerprint(model_dir)
     kw = b.llm.kw
     assert kw["model"] == str(model_dir) and kw["tensor_parallel_size"] == 4 and kw["pipeline_parallel_size"] == 2
-    assert kw["distributed_executor_backend"] == "ray" and kw["enable_prefix_caching"] is False
-    assert kw["dtype"] == "bfloat16"
+    assert kw["distributed_executor_backend"] == "ray" and kw["enable_prefix_caching"] is True
+    assert kw["dtype"] == "bfloat16" and "gpu_memory_utilization" not in kw and "max_model_len" not in kw
+    assert b.sampling_key() == {"vllm": "0.0-fake", "dtype": "bfloat16", "tensor_parallel_size": 4,
+                                "pipeline_parallel_size": 2}
+    sized = load_backend(str(model_dir), gpu_memory_utilization=0.8, max_model_len=4096)
+    assert sized.llm.kw["gpu_memory_utilization"] == 0.8 and sized.llm.kw["max_model_len"] == 4096
 
     out = b.sample(["a", "b"], SamplingParams(n=2, temperature=0.5, top_p=0.8, max_new_tokens=7, stop=("Q:",), seed=3))
     assert out == [["a|0 ", "a|1 "], ["b|0 ", "b|1 "]]
@@ -243,14 +267,21 @@ def test_vllm_backend_maps_arguments(model_dir, monkeypatch):
     seeds = [sp.seed for sp in b.llm.calls[-1][1]]
     assert seeds[0] == sps[0].seed and len(set(seeds)) == 3  # a repeated prompt gets its own seed
 
-    scores = b.logprob_continuations(["Judge:"], ["Correct", "Incorrect"])
-    requests, sp = b.llm.calls[-1]
-    assert sp.prompt_logprobs == 1 and sp.max_tokens == 1
-    for j, cont in enumerate(["Correct", "Incorrect"]):
-        ctx, cids = continuation_ids(b._tokenize, "Judge:", cont)
-        assert requests[j]["prompt_token_ids"] == ctx + cids
-        want = sum(-(i + t / 1000) for i, t in enumerate(ctx + cids) if i >= len(ctx))
-        assert scores[0, j] == pytest.approx(want)
+    conts = ["Correct", "Incorrect", "The answer is 42"]
+    scores = b.logprob_continuations(["Judge:", "Q: who?\nA:"], conts)
+    requests, sps = b.llm.calls[-1]
+    for sp in sps:  # only the asked tokens, never full-vocabulary (prompt) log-probs
+        assert sp.max_tokens == 1 and getattr(sp, "prompt_logprobs", None) is None
+    for i, prompt in enumerate(["Judge:", "Q: who?\nA:"]):
+        for j, cont in enumerate(conts):
+            ctx, cids = continuation_ids(b._tokenize, prompt, cont)
+            assert all({"prompt_token_ids": ctx + cids[:k]} in requests for k in range(len(cids)))
+            want = sum(-(k + t / 1000) for k, t in enumerate(ctx + cids) if k >= len(ctx))
+            assert scores[i, j] == pytest.approx(want)
+    singles = {tuple(continuation_ids(b._tokenize, p, c)[0]) for p in ["Judge:", "Q: who?\nA:"] for c in conts
+               if len(continuation_ids(b._tokenize, p, c)[1]) == 1}
+    assert len(requests) == len({tuple(r["prompt_token_ids"]) for r in requests})  # one per distinct input
+    assert singles and all({"prompt_token_ids": list(s)} in requests for s in singles)  # verdicts share a request
     assert np.all(scores < 0)
 
 
@@ -260,3 +291,43 @@ def test_small_models_sample_in_wide_batches(model_dir):
     b = load_backend(str(model_dir), backend="transformers")
     assert b.batch_size == SMALL_MODEL_BATCH_ROWS
     assert b.sampling_key() == {"batch_size": SMALL_MODEL_BATCH_ROWS, "dtype": "torch.float32"}
+
+
+def test_vllm_max_lora_rank_is_one_vllm_accepts():
+    from gvlib.backends.vllm import VLLM_LORA_RANKS, vllm_max_lora_rank
+
+    assert [vllm_max_lora_rank(r) for r in (1, 4, 8, 12, 64, 300)] == [1, 8, 8, 16, 64, 320]
+    assert all(vllm_max_lora_rank(r) in VLLM_LORA_RANKS for r in range(1, 513))
+    for bad in (0, 513):
+        with pytest.raises(ValueError, match="cannot be served by vLLM"):
+            vllm_max_lora_rank(bad)
+
+
+def test_iterative_vllm_stage_rounds_the_lora_rank_and_passes_options(model_dir, fake_vllm, monkeypatch, tmp_path):
+    from gvlib import iterate
+
+    request = types.ModuleType("vllm.lora.request")
+    request.LoRARequest = lambda *args: ("LoRARequest",) + args
+    monkeypatch.setitem(sys.modules, "vllm.lora", types.ModuleType("vllm.lora"))
+    monkeypatch.setitem(sys.modules, "vllm.lora.request", request)
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    ref = iterate.ModelRef(base=str(model_dir), adapter=str(adapter), name="f1", lora_id=1)
+    b = iterate.open_backend(ref, "vllm", lora_rank=12, options={"tensor_parallel_size": 4})
+    kw = b.llm._llm.kw
+    assert kw["enable_lora"] and kw["max_lora_rank"] == 16 and kw["tensor_parallel_size"] == 4
+    fixed = iterate.open_backend(iterate.ModelRef(base=str(model_dir)), "vllm", options={"tensor_parallel_size": 8})
+    assert fixed.llm.kw["tensor_parallel_size"] == 8 and "enable_lora" not in fixed.llm.kw
+
+
+def test_results_record_the_vllm_build(monkeypatch):
+    """A run on vLLM's CPU build (distribution ``vllm-cpu``) records its version like the GPU build's."""
+    from importlib import metadata
+
+    from gvlib import results
+
+    real = metadata.version
+    monkeypatch.setattr(results.metadata, "version",
+                        lambda name: "0.32.0" if name == "vllm-cpu" else real(name))
+    assert results.versions()["vllm-cpu"] == "0.32.0"

@@ -175,10 +175,10 @@ def test_mistyped_parameter_stops_a_claim_notebook(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("claim", CLAIMS)
 def test_presets_exist_and_default_shares_the_samples(claim):
-    """tiny/default/paper presets exist; the defaults use the same prompts and sampling settings, so the
-    engine's cache shares generations between the chapters."""
+    """tiny/default/paper/smoke presets exist; the defaults use the same prompts and sampling settings, so the
+    engine's cache shares generations between the chapters; smoke is paper on 16 prompts x 8 samples."""
     folder = ROOT / "notebooks" / "params" / claim
-    assert {p.stem for p in folder.glob("*.yaml")} == {"tiny", "default", "paper"}
+    assert {p.stem for p in folder.glob("*.yaml")} == {"tiny", "default", "paper", "smoke"}
     default = yaml.safe_load((folder / "default.yaml").read_text())
     scaling = yaml.safe_load((ROOT / "notebooks" / "params" / "scaling" / "default.yaml").read_text())
     for key in ("organism", "n_prompts", "n_samples", "temperature", "top_p", "seed"):
@@ -186,6 +186,10 @@ def test_presets_exist_and_default_shares_the_samples(claim):
     paper = yaml.safe_load((folder / "paper.yaml").read_text())
     assert paper["organism"] is None and paper["n_samples"] == 128 and paper["temperature"] == 0.7
     assert paper["top_p"] == 0.9 and paper["models"]
+    smoke = yaml.safe_load((folder / "smoke.yaml").read_text())
+    assert (smoke["n_prompts"], smoke["n_samples"]) == (16, 8)
+    assert {k: v for k, v in smoke.items() if k not in ("n_prompts", "n_samples", "n_boot", "tournament_rounds")} \
+        == {k: v for k, v in paper.items() if k not in ("n_prompts", "n_samples", "n_boot", "tournament_rounds")}
 
 
 def test_build_runs_the_claims_in_order_after_training_their_organism():

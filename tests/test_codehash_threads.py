@@ -59,3 +59,26 @@ def test_torch_threads_sets_and_restores():
     with pytest.raises(ValueError, match="threads"):
         with torch_threads(0):
             pass
+
+
+def test_each_backend_keys_the_cache_by_its_own_code(monkeypatch):
+    """A change to the CPU sampler re-keys the transformers backend's results, not vLLM's (and back)."""
+    import types
+
+    import gvlib.codehash as codehash
+    from gvlib import engine
+    from gvlib.backends.hf import HFBackend
+    from gvlib.backends.vllm import VLLMBackend
+
+    assert set(engine.SHARED_CODE) | set(HFBackend.code) | set(VLLMBackend.code) == set(engine.SAMPLING_CODE)
+    hf, vl = types.SimpleNamespace(code=HFBackend.code), types.SimpleNamespace(code=VLLMBackend.code)
+    before = engine.code_digest(hf), engine.code_digest(vl)
+    assert before[0] != before[1]
+    real = codehash._module_digest
+    for changed, same, moved in (("gvlib.sampler", 1, 0), ("gvlib.backends.vllm", 0, 1), ("gvlib.verifiers", None, None)):
+        monkeypatch.setattr(codehash, "_module_digest", lambda name, c=changed: "edited" if name == c else real(name))
+        now = engine.code_digest(hf), engine.code_digest(vl)
+        if same is None:  # shared code re-keys both
+            assert now[0] != before[0] and now[1] != before[1]
+        else:
+            assert now[same] == before[same] and now[moved] != before[moved]

@@ -158,3 +158,28 @@ def test_the_cache_key_holds_the_batch_layout_and_the_sampling_code(gsm8k, tmp_p
     engine.generate(b, gsm8k, n=2, cache=cache)
     assert len(b.calls) == 3
 
+
+
+class PrefersA(Backend):
+    """A tournament verifier that always prefers solution A; records the prompts of every call."""
+
+    name = "scripted"
+    model_id = "prefers-a"
+    fingerprint = "prefers-a"
+
+    def __init__(self, chunk_size):
+        self.chunk_size, self.calls = chunk_size, []
+
+    def sample(self, prompts, params):
+        self.calls.append(list(prompts))
+        return [[" Preferred solution: <A>"] * params.n for _ in prompts]
+
+
+def test_tournament_rounds_span_the_backends_chunk(gsm8k):
+    gens = engine.generate(GoldEveryOther(gsm8k), gsm8k, n=4, cache=None)
+    wide, narrow = PrefersA(chunk_size=1000), PrefersA(chunk_size=2)
+    a = engine.verify(wide, gsm8k, gens, "tournament", cache=None)
+    assert [len(c) for c in wide.calls] == [10, 5]  # one call per round over all 5 problems
+    b = engine.verify(narrow, gsm8k, gens, "tournament", cache=None)
+    assert len(narrow.calls) == 6  # 3 chunks of at most 2 problems, 2 rounds each
+    np.testing.assert_array_equal(a.scores, b.scores)  # pairings do not depend on the chunking

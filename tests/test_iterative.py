@@ -122,6 +122,53 @@ def test_adapter_changes_the_model_towards_the_kept_answers(tiny, tmp_path):
     assert not list(tmp_path.glob(".tmp-*")), "a temporary directory was left behind"
 
 
+def _lora_batch(tiny):
+    from peft import LoraConfig, get_peft_model
+
+    from gvlib.finetune import _collate
+    model, tok = load_adapted(tiny, None)
+    torch.manual_seed(0)
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"],
+                                             init_lora_weights=False))  # non-zero B: every LoRA weight has a gradient
+    rows = [sft_example(tok, p, c, 64) for p, c in [("q 1 2 =", "3"), ("q 0 =", "1 2 3"), ("q 3 3 1 =", "")]]
+    return model, _collate(rows, tok.pad_token_id, "cpu")
+
+
+def test_completion_loss_equals_the_models_loss_without_prompt_logits(tiny):
+    from gvlib.finetune import completion_nll
+    model, batch = _lora_batch(tiny)
+    plain = model(**batch).loss
+    plain.backward()
+    want = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    model.zero_grad()
+    rows = []
+    hook = model.get_output_embeddings().register_forward_hook(lambda m, args, out: rows.append(args[0].shape[0]))
+    nll, count = completion_nll(model, batch, chunk_rows=2)
+    (nll / count).backward()
+    hook.remove()
+    assert count == int((batch["labels"][:, 1:] != -100).sum()) == 7
+    assert float(nll / count) == pytest.approx(float(plain), abs=1e-5)
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            torch.testing.assert_close(p.grad, want[n], atol=1e-6, rtol=1e-4)
+    # the LM head saw the 7 labelled positions only, in chunks of 2, once forward and once recomputed backward
+    assert sorted(rows) == sorted([2, 2, 2, 1] * 2)
+
+
+def test_gradient_accumulation_trains_the_same_adapter(tiny, tmp_path):
+    pairs = [("q 1 2 =", "3"), ("q 0 1 =", "1"), ("q 2 =", "2 3")] * 3
+    whole = LoraSettings(rank=4, alpha=8, lr=2e-2, steps=3, batch_size=8)
+    parts = LoraSettings(rank=4, alpha=8, lr=2e-2, steps=3, batch_size=8, micro_batch_size=3)
+    a = train_adapter(tiny, pairs, tmp_path / "whole", whole, seed=0)
+    b = train_adapter(tiny, pairs, tmp_path / "parts", parts, seed=0)
+    assert a["first_loss"] == pytest.approx(b["first_loss"], abs=1e-5)
+    x, tok = load_adapted(tiny, tmp_path / "whole")
+    y, _ = load_adapted(tiny, tmp_path / "parts")
+    torch.testing.assert_close(logits_of(x, tok, "q 1 2 ="), logits_of(y, tok, "q 1 2 ="), atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="micro_batch_size"):
+        LoraSettings(batch_size=8, micro_batch_size=9)
+
+
 def test_train_adapter_rejects_an_empty_filter(tiny, tmp_path):
     with pytest.raises(ValueError, match="nothing passed the filter"):
         train_adapter(tiny, [], tmp_path / "a", FAST_LORA)
@@ -351,3 +398,25 @@ def test_an_adapter_finished_before_the_kill_is_reused(tiny, tmp_path, monkeypat
     run = iterate.run_iterations(toy_task(EVAL), cfg, run_dir=tmp_path / "run", cache=None)
     assert len(trained) == 1, "the finished adapter was trained again"
     assert run.rounds[0]["trained"] and run.rounds[0]["train"]["pairs"] == run.rounds[0]["filter"]["kept"]
+
+
+def test_the_fixed_verifier_gets_its_backend_options(monkeypatch):
+    seen = []
+    monkeypatch.setattr(iterate, "open_backend", lambda ref, kind, **kw: seen.append((ref.base, kind, kw)))
+    cfg = iterate.IterationConfig(model="small", verifier="fixed", fixed_verifier="big", backend="transformers",
+                                  backend_options={"*": {"dtype": "bfloat16"}, "big": {"tensor_parallel_size": 4}})
+    assert iterate._fixed_verify_stage("big", cfg, {}, {}, 0, None) == {}
+    assert seen == [("big", "transformers", {"options": {"dtype": "bfloat16", "tensor_parallel_size": 4}})]
+    with pytest.raises(ValueError, match="backend_options"):
+        iterate.IterationConfig(model="m", backend_options={"m": 4})
+
+
+def test_paper_preset_shards_the_72b_fixed_verifier():
+    import yaml
+
+    from gvlib.backends import options_for
+
+    preset = yaml.safe_load((Path(__file__).parents[1] / "notebooks/params/iterative/paper.yaml").read_text())
+    assert preset["fixed_verifier"] == "Qwen/Qwen1.5-72B"
+    tp = options_for(preset["fixed_verifier"], preset["backend_options"]).get("tensor_parallel_size", 1)
+    assert 72.3e9 * 2 / tp < 0.9 * 80e9  # its bf16 weights per GPU leave room for the KV cache on an 80 GB card

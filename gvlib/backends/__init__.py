@@ -7,12 +7,13 @@ local directory: vLLM on a CUDA machine where it is installed (the paper's engin
 from __future__ import annotations
 
 import importlib.util
+from importlib import metadata
 
 from .base import Backend, Completion, SamplingParams
 from .resolve import ModelNotFoundError
 
 __all__ = ["Backend", "Completion", "SamplingParams", "ModelNotFoundError", "BackendUnavailableError",
-           "load_backend", "vllm_available"]
+           "load_backend", "options_for", "vllm_available"]
 
 BACKENDS = ("auto", "transformers", "vllm")
 
@@ -26,13 +27,37 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def vllm_available() -> str | None:
-    """``None`` when vLLM can run here, else the reason it cannot."""
+def _vllm_cpu_build() -> bool:
+    """Whether the installed vLLM is its CPU build (the ``vllm-cpu`` distribution, ``make test-vllm``)."""
+    try:
+        metadata.version("vllm-cpu")
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def vllm_available(*, cpu_build: bool = False) -> str | None:
+    """``None`` when vLLM can run here, else the reason it cannot.
+
+    ``cpu_build``: a CPU build of vLLM counts too (asked for by name, never picked by "auto").
+    """
     if importlib.util.find_spec("vllm") is None:
         return "the vllm package is not installed (it is the GPU extra: pip install -r requirements-gpu.txt)"
-    if not _cuda_available():
+    if not _cuda_available() and not (cpu_build and _vllm_cpu_build()):
         return "no CUDA GPU is available (torch.cuda.is_available() is False)"
     return None
+
+
+def options_for(model: str, options: dict | None) -> dict:
+    """The backend options of ``model``: ``options["*"]`` for every model, updated by ``options[model]``.
+
+    E.g. ``{"*": {"gpu_memory_utilization": 0.9}, "Qwen/Qwen2-72B": {"tensor_parallel_size": 4}}``.
+    """
+    options = options or {}
+    bad = [k for k, v in options.items() if not isinstance(v, dict)]
+    if bad:
+        raise ValueError(f"backend_options maps '*' or a model to a dict of options; {bad} do not")
+    return {**options.get("*", {}), **options.get(model, {})}
 
 
 def load_backend(model: str, *, backend: str = "auto", device: str | None = None,
@@ -48,7 +73,7 @@ def load_backend(model: str, *, backend: str = "auto", device: str | None = None
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    why_not = vllm_available()
+    why_not = vllm_available(cpu_build=backend == "vllm")
     if backend == "vllm" and why_not:
         raise BackendUnavailableError(
             f"backend='vllm' cannot run here: {why_not}. Use backend='transformers' "

@@ -43,6 +43,10 @@ class Backend:
     name: str = ""
     model_id: str = ""
     fingerprint: str = ""
+    #: The modules whose code determines what this backend returns (they key the cache).
+    code: tuple[str, ...] = ()
+    #: Problems per engine call and cache entry (:mod:`gvlib.engine`): small enough to resume often.
+    chunk_size: int = 64
 
     def sampling_key(self) -> dict:
         """Settings besides the weights that change what :meth:`sample` returns (they key the cache)."""

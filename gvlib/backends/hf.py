@@ -51,6 +51,7 @@ class HFBackend(Backend):
     """
 
     name = "transformers"
+    code = ("gvlib.backends.hf", "gvlib.sampler", "gvlib.kernels.logprob")
 
     def __init__(self, model, tokenizer, *, model_id: str = "", fingerprint: str = "",
                  batch_size: int | None = None, score_batch_size: int | None = None):
