@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
@@ -37,9 +38,52 @@ def digest(obj: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def progress(iterable, *, desc: str, total: int | None = None):
-    """A tqdm bar with an ETA on a terminal, silent otherwise."""
-    return tqdm(iterable, desc=desc, total=total, disable=not sys.stderr.isatty(), leave=False)
+#: Seconds between two progress lines off a terminal (a papermill run, a log file).
+PROGRESS_EVERY = 30.0
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def progress(iterable, *, desc: str, total: int | None = None, stream=None, every: float | None = None,
+             clock: Callable[[], float] | None = None):
+    """``iterable``, with its progress shown on ``stream`` (default ``sys.stderr``).
+
+    On a terminal: a tqdm bar with an ETA. Otherwise (a papermill run, a log file): a plain line
+    ``desc: done/total (p%), elapsed …, ETA …`` at most every ``every`` seconds (default
+    :data:`PROGRESS_EVERY`), checked after each item, and a last line when the stage ends, if it lasted
+    that long; a stage shorter than ``every`` prints nothing.
+    """
+    stream = sys.stderr if stream is None else stream
+    if stream.isatty():
+        yield from tqdm(iterable, desc=desc, total=total, file=stream, leave=False)
+        return
+    every = PROGRESS_EVERY if every is None else every
+    clock = time.monotonic if clock is None else clock
+    total = len(iterable) if total is None and hasattr(iterable, "__len__") else total
+    start = last = clock()
+    done = shown = 0
+
+    def line(now: float) -> None:
+        elapsed = now - start
+        of = "" if not total else f"/{total} ({100 * done / total:.0f}%)"
+        eta = f", ETA {_duration(elapsed / done * (total - done))}" if total and done else ""
+        print(f"{desc}: {done}{of}, elapsed {_duration(elapsed)}{eta}", file=stream, flush=True)
+        nonlocal shown
+        shown = done
+
+    for item in iterable:
+        yield item
+        done += 1
+        now = clock()
+        if now - last >= every:
+            line(now)
+            last = now
+    now = clock()
+    if now - start >= every and shown != done:
+        line(now)
 
 
 class Cache:

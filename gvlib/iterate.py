@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import shutil
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -37,14 +36,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from gvlib import engine, paper_numbers
 from gvlib.backends import load_backend, options_for, vllm_available
 from gvlib.backends.vllm import vllm_max_lora_rank
 from gvlib.backends.base import Backend
 from gvlib.backends.resolve import fingerprint, resolve_model_dir
-from gvlib.cache import digest
+from gvlib.cache import digest, progress
 from gvlib.codehash import source_digest
 from gvlib.finetune import LoraSettings, merge_adapter, train_adapter
 from gvlib.metrics import bootstrap_ci, filter_weights, gap_from_weights, pass_at_k
@@ -392,8 +390,7 @@ def run_iterations(task: Task, config: IterationConfig, *, train_task: Task | No
     tasks = {"eval": task} if train_task is None else {"eval": task, "train": train_task}
     ref = ModelRef(base=str(cfg.model))
     rounds: list[dict] = []
-    bar = tqdm(range(cfg.rounds + 1), desc="self-improvement rounds", disable=not sys.stderr.isatty(), leave=False)
-    for t in bar:
+    for t in progress(range(cfg.rounds + 1), desc="self-improvement rounds"):
         round_dir = run_dir / f"round_{t:02d}"
         metrics_path = round_dir / "metrics.json"
         metrics = _read_json(metrics_path)

@@ -83,3 +83,54 @@ def test_corrupt_chunk_is_recomputed(tmp_path):
     calls.clear()
     out = c.map_chunks("gen", {}, list("abcdef"), fn, chunk_size=2)
     assert len(calls) == 1 and out == [["a", "b"], ["c", "d"], ["e", "f"]] and c.corrupt == 1
+
+
+class _FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        return self.now
+
+
+def test_long_stage_logs_progress_lines_off_a_terminal(tmp_path, monkeypatch):
+    """A papermill run has no terminal: a long stage prints done/total, elapsed and ETA every 30 s."""
+    import io
+    import types
+
+    import gvlib.cache as cache_mod
+
+    clock, err = _FakeClock(), io.StringIO()
+    monkeypatch.setattr(cache_mod, "time", types.SimpleNamespace(monotonic=clock.monotonic))
+    monkeypatch.setattr(cache_mod.sys, "stderr", err)
+
+    def slow(chunk):
+        clock.now += 10.0  # each chunk takes 10 s
+        return list(chunk)
+
+    c = Cache(tmp_path)
+    assert c.map_chunks("k", {"a": 1}, list(range(20)), slow, chunk_size=2, desc="generate t") == [
+        [i, i + 1] for i in range(0, 20, 2)]
+    assert err.getvalue().splitlines() == [
+        "generate t: 3/10 (30%), elapsed 0m30s, ETA 1m10s",
+        "generate t: 6/10 (60%), elapsed 1m00s, ETA 0m40s",
+        "generate t: 9/10 (90%), elapsed 1m30s, ETA 0m10s",
+        "generate t: 10/10 (100%), elapsed 1m40s, ETA 0m00s",
+    ]
+    err.truncate(0), err.seek(0)
+    c.map_chunks("k", {"a": 1}, list(range(20)), slow, chunk_size=2, desc="generate t")  # all cached: instant
+    assert err.getvalue() == ""
+
+
+def test_progress_is_a_bar_on_a_terminal():
+    import io
+
+    from gvlib.cache import progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Tty()
+    assert list(progress(range(3), desc="stage", stream=out)) == [0, 1, 2]
+    assert "stage:" in out.getvalue() and "0/3 [" in out.getvalue() and "elapsed" not in out.getvalue()  # tqdm's bar
