@@ -68,9 +68,30 @@ def load_backend(model: str, *, backend: str = "auto", device: str | None = None
              transformers), "transformers" or "vllm"
     device   transformers only: "cpu", "cuda", "cuda:1" … (default: CUDA when available)
     dtype    e.g. "bfloat16", "float32" (default: bfloat16 on GPU, float32 on CPU)
-    kw       passed to the backend (HFBackend: batch_size, score_batch_size; VLLMBackend:
+    kw       ``chunk_size`` (problems per engine call and cache entry, see :func:`chunk_size`), the rest
+             passed to the backend (HFBackend: batch_size, score_batch_size; VLLMBackend:
              tensor_parallel_size, pipeline_parallel_size, distributed_executor_backend, …)
     """
+    cls = backend_class(backend, device=device)
+    chunk = chunk_size(cls, kw.pop("chunk_size", None))
+    loaded = cls(model, dtype=dtype, **kw) if cls.name == "vllm" else cls.from_pretrained(
+        model, device=device, dtype=dtype, **kw)
+    loaded.chunk_size = chunk
+    return loaded
+
+
+def chunk_size(cls: type[Backend], option: int | None = None) -> int:
+    """Problems per engine call and cache entry: the ``chunk_size`` backend option, else the class's."""
+    if option is None:
+        return cls.chunk_size
+    if not isinstance(option, int) or isinstance(option, bool) or option < 1:
+        raise ValueError(f"backend option chunk_size must be a positive integer, got {option!r}")
+    return option
+
+
+def backend_class(backend: str = "auto", *, device: str | None = None) -> type[Backend]:
+    """The class :func:`load_backend` loads for ``backend`` and ``device`` here, before any model loads
+    (its ``chunk_size`` is how :mod:`gvlib.engine` chunks the prompts)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     why_not = vllm_available(cpu_build=backend == "vllm")
@@ -83,6 +104,6 @@ def load_backend(model: str, *, backend: str = "auto", device: str | None = None
             raise ValueError("device= applies to the transformers backend only; vLLM places the "
                              "model itself (use tensor_parallel_size / pipeline_parallel_size)")
         from .vllm import VLLMBackend
-        return VLLMBackend(model, dtype=dtype, **kw)
+        return VLLMBackend
     from .hf import HFBackend
-    return HFBackend.from_pretrained(model, device=device, dtype=dtype, **kw)
+    return HFBackend

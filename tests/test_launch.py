@@ -1,0 +1,94 @@
+"""gvlib.launch: prompts sharded on chunk boundaries over worker processes (one per GPU set) merge, through
+the disk cache, into exactly what one process writes; the notebook run after them computes nothing."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gvlib import claims, launch
+from gvlib.organism.family import ensure_family
+from gvlib.params import validate
+from gvlib.plan import notebook_params
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "scaling.ipynb"
+
+
+def test_parse_gpus():
+    assert launch.parse_gpus("0-3") == ["0", "1", "2", "3"]
+    assert launch.parse_gpus("0,1,4-5,1") == ["0", "1", "4", "5"]
+    for bad in ("", "a", "3-1", "0-"):
+        with pytest.raises(SystemExit, match="--gpus"):
+            launch.parse_gpus(bad)
+
+
+def test_shards_start_on_chunk_boundaries_and_cover_every_problem():
+    assert launch.shard_bounds(10, 2, 2) == [(0, 4), (4, 10)]  # 5 chunks: 2 and 3
+    assert launch.shard_bounds(10, 4, 8) == [(0, 4), (4, 8), (8, 10)]  # no more shards than chunks
+    assert launch.shard_bounds(1319, 2048, 8) == [(0, 1319)]  # vLLM: one chunk, one shard
+    for n, chunk, k in [(7, 3, 2), (64, 8, 3), (5, 1, 5), (100, 7, 4)]:
+        bounds = launch.shard_bounds(n, chunk, k)
+        assert [a for a, _ in bounds][1:] == [b for _, b in bounds][:-1] and bounds[0][0] == 0 and bounds[-1][1] == n
+        assert all(a % chunk == 0 and b > a for a, b in bounds)
+
+
+def entries(root: Path) -> dict[str, bytes]:
+    """The cache's sample and verdict entries (not the organism, not the workers' logs)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*.json")
+            if p.relative_to(root).parts[0] not in ("organism", "launch")}
+
+
+def stamps(root: Path) -> dict[str, tuple[int, int]]:
+    """Inode and mtime of every entry: an entry rewritten (``os.replace``) or added changes them."""
+    return {k: ((root / k).stat().st_ino, (root / k).stat().st_mtime_ns) for k in entries(root)}
+
+
+def grid(params: dict):
+    """The notebook's own call (notebooks/scaling.ipynb), in this process, on the whole task."""
+    run_models = claims.resolve_models(params["organism"], params["models"], params["flops"])
+    task = claims.load_task(params["task"], params["n_prompts"], run_models, params["data_dir"])
+    return claims.run_grid(run_models.models, task, params["verifiers"], n=params["n_samples"],
+                           temperature=params["temperature"], top_p=params["top_p"], seed=params["seed"],
+                           backend=params["backend"], backend_options=params["backend_options"],
+                           tournament_rounds=params["tournament_rounds"], threads=params["cpu_threads"])
+
+
+def test_two_workers_merge_into_what_one_process_writes_and_the_notebook_computes_nothing(tmp_path, monkeypatch):
+    family = ensure_family("tiny")  # trained once in the default cache, copied into both caches below
+    for name in ("single", "launched"):
+        shutil.copytree(family.path, tmp_path / name / "organism" / "tiny", ignore=shutil.ignore_patterns(".lock"))
+    raw = notebook_params(NOTEBOOK, ROOT / "notebooks" / "params" / "scaling" / "tiny.yaml", [])
+    raw.update(backend="transformers", cpu_threads=1, n_boot=20, verifiers=["mc", "tournament"],
+               backend_options={"*": {"chunk_size": 2}})  # 4 prompts: 2 chunks per model
+    params = validate("scaling", raw)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("GVLIB_RESULTS", str(tmp_path / "results"))
+
+    monkeypatch.setenv("GVLIB_CACHE", str(tmp_path / "single"))
+    single = grid(params)
+
+    monkeypatch.setenv("GVLIB_CACHE", str(tmp_path / "launched"))
+    jobs = launch.prepare("scaling", params, ["0", "1"])
+    assert sorted((j.model, j.start, j.stop) for j in jobs) == sorted(
+        (m, a, b) for m in single.generations for a, b in [(0, 2), (2, 4)])
+    launch.run_jobs(jobs, params, ["0", "1"], tmp_path / "logs", poll=0.2)
+    merged = entries(tmp_path / "launched")
+    assert merged == entries(tmp_path / "single")  # same keys, same bytes
+    assert sum(k.startswith("generate/") for k in merged) == 2 * len(single.generations)  # chunks of 2 prompts
+
+    before = stamps(tmp_path / "launched")
+    launch.execute(NOTEBOOK, params, tmp_path / "scaling.ipynb")
+    again = grid(params)
+    after = stamps(tmp_path / "launched")
+    assert after == before  # the notebook (and a second in-process run) read everything, wrote nothing
+    assert (tmp_path / "results" / "scaling.json").exists()
+    for m in single.generations:
+        assert np.array_equal(again.generations[m].u, single.generations[m].u)
+        assert again.generations[m].completions == single.generations[m].completions
+    for k, v in single.verifications.items():
+        assert np.array_equal(np.asarray(again.verifications[k].scores, dtype=float),
+                              np.asarray(v.scores, dtype=float), equal_nan=True), k
