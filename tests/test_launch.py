@@ -92,3 +92,24 @@ def test_two_workers_merge_into_what_one_process_writes_and_the_notebook_compute
     for k, v in single.verifications.items():
         assert np.array_equal(np.asarray(again.verifications[k].scores, dtype=float),
                               np.asarray(v.scores, dtype=float), equal_nan=True), k
+
+
+def test_plan_must_agree_with_the_presets_gpu_sets():
+    """Real models: the GPU set is the preset's parallel sizes, and gvlib.plan must fit each model on it."""
+    smoke = ROOT / "notebooks" / "params" / "scaling" / "smoke.yaml"
+    params = validate("scaling", notebook_params(NOTEBOOK, smoke, [("task", "sudoku4")]))
+    launch.check_plan("scaling", params, "h100-80gb", None)
+    assert [launch.gpus_per_model(m, params["backend_options"]) for m in params["models"]] == [1, 1, 1, 1, 2, 2, 8]
+    bare = validate("scaling", notebook_params(NOTEBOOK, smoke, [("task", "sudoku4"), ("backend_options", "{}")]))
+    with pytest.raises(SystemExit, match="Qwen1.5-72B on 4 h100-80gb GPUs.*gives it 1"):
+        launch.check_plan("scaling", bare, "h100-80gb", None)
+
+
+def test_chunk_size_option():
+    from gvlib.backends import chunk_size
+    from gvlib.backends.hf import HFBackend
+
+    assert chunk_size(HFBackend) == HFBackend.chunk_size and chunk_size(HFBackend, 2) == 2
+    for bad in (0, -1, 2.5, "8", True):
+        with pytest.raises(ValueError, match="chunk_size"):
+            chunk_size(HFBackend, bad)
