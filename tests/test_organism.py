@@ -303,3 +303,28 @@ def test_bench_times_the_books_calls_on_a_trained_family(family_run):
     total = next(line for line in table.splitlines() if line.split()[:2] == ["all", "calls"])
     ours = sum(r["sampler_tokens"] for r in rows) / sum(r["sampler_s"] for r in rows)
     assert f"{ours:.0f}" in total.split()
+
+
+def test_report_gives_each_methods_roc_auc_on_the_models_own_samples(monkeypatch):
+    """report.measure_model: per method, the ROC AUC of the verifier's scores against correctness."""
+    import numpy as np
+
+    from gvlib.organism import report
+    from gvlib.verifiers import Verification
+
+    task = load_task("organism/sudoku", limit=6)
+    wrong = "1 1 1 1 | 1 1 1 1 | 1 1 1 1 | 1 1 1 1"
+
+    class Samples:  # each prompt: gold, wrong, gold, wrong
+        def sample(self, prompts, params):
+            return [[e.answer, wrong] * 2 for e in task.examples]
+
+    def fake_verify(method, backend, task_, examples, samples, seed=0, rounds=None):
+        u = np.array([[task_.score(e, c) for c in cs] for e, cs in zip(examples, samples)])
+        scores = {"mc": 0.2 + 0.6 * u, "cot_binary": 1 - u, "cot_score": np.full(u.shape, 10.0)}[method]
+        return Verification(method, scores, [], 0, u.size)
+
+    monkeypatch.setattr(report, "verify", fake_verify)
+    rows = report.measure_model(Samples(), task, n=4, temperature=0.7, methods=("mc", "cot_binary", "cot_score"), seed=0)
+    assert {r["method"]: r["auc"] for r in rows} == {"mc": 1.0, "cot_binary": 0.0, "cot_score": 0.5}
+    assert "AUC 1.000" in report.format_row(rows[0] | {"model": "x", "flops": 1.0})
