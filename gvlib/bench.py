@@ -34,7 +34,13 @@ seconds on 2 shared cores), which says nothing about either method.
    them — so tokens/s counts the tokens each method produced. There a trained member's samples
    repeat one another, as do the verification prompts built from them, and the sampler runs the
    model once for each distinct sequence where ``generate`` runs it once per sample.
-2. Scoring: ``gvlib.kernels.token_logprobs`` against ``log_softmax(logits.float()).gather(...)``
+2. Training: tokens/s of the organism's own training loop (:func:`gvlib.organism.train.train_model`,
+   batch building included) on the ``default`` family's member shapes, ``train_steps`` steps after a
+   warm-up of two, on the seed stage's corpus (knowledge and generation documents: verification
+   documents need a trained seed model), and its model FLOP/s (6 × non-embedding parameters × real
+   tokens, the FLOPs the family reports; attention scores not counted) as a fraction of the same
+   matmul peak.
+3. Scoring: ``gvlib.kernels.token_logprobs`` against ``log_softmax(logits.float()).gather(...)``
    at vocabularies of 32k and 152k: time (best of ``repeats``) and peak memory above the inputs.
    Peak memory is, on CUDA, ``torch.cuda.max_memory_allocated`` minus the allocation before the
    call; on the CPU, the peak resident set size (``VmHWM``, reset through ``/proc/self/clear_refs``)
@@ -86,13 +92,16 @@ class Grid:
     vocab: int
     score_rows: int
     repeats: int
+    train_members: tuple[str, ...] = ()  # members of the default organism preset whose training is timed
+    train_steps: int = 8
 
 
 # The quick grid: the largest default organism's size (m5: hidden 128, 4 layers) at the book's batch.
 QUICK = Grid(sizes=((128, 4),), workloads=(GENERATE, VERIFY), rows=(SMALL_MODEL_BATCH_ROWS,), vocab=330,
-             score_rows=128, repeats=1)
+             score_rows=128, repeats=1, train_members=("m5",), train_steps=4)
 FULL = Grid(sizes=((64, 2), (128, 2), (128, 4), (256, 4)), workloads=(GENERATE, VERIFY, N16),
-            rows=(64, SMALL_MODEL_BATCH_ROWS, 1024), vocab=330, score_rows=1024, repeats=3)
+            rows=(64, SMALL_MODEL_BATCH_ROWS, 1024), vocab=330, score_rows=1024, repeats=3,
+            train_members=("m1", "m2", "m3", "m4", "m5"), train_steps=12)
 
 
 def describe_machine(device: torch.device) -> dict:
@@ -275,6 +284,41 @@ def bench_book(family_dir: str, grid: Grid, device: torch.device, members: list[
     return rows
 
 
+def bench_training(grid: Grid, device: torch.device, peak: float) -> list[dict]:
+    """Tokens/s and model FLOP/s of the organism's training loop on the default family's shapes (module doc).
+
+    The organism trains on the CPU (its batches are CPU tensors), so on another device nothing is timed.
+    """
+    from dataclasses import replace
+
+    from gvlib.organism.corpus import Corpus
+    from gvlib.organism.presets import get_preset
+    from gvlib.organism.tasks import make_task
+    from gvlib.organism.tokenizer import build_tokenizer
+    from gvlib.organism.train import build_model, param_counts, train_model
+    from gvlib.organism.world import TASKS, World
+
+    preset = get_preset("default")
+    world, tokenizer = World(preset.world), build_tokenizer(preset.world)
+    tasks = {t: make_task(t, world) for t in TASKS}
+    mixture = replace(preset.mixture, kinds={k: w for k, w in preset.mixture.kinds.items() if k != "verify"})
+    rows = []
+    for name in grid.train_members if device.type == "cpu" else ():
+        spec = next(m for m in preset.models if m.name == name)
+        model = build_model(spec, tokenizer, preset.train, preset.seed)
+        corpus = Corpus(world, tasks, tokenizer.get_vocab(), mixture, seed=preset.seed)
+        train_model(model, corpus, replace(spec, steps=2), preset.train)  # warm-up
+        stats = train_model(model, corpus, replace(spec, steps=grid.train_steps), preset.train)
+        non_embedding = param_counts(model)[1]
+        tok_s = stats["train_tokens"] / stats["wall_time_s"]
+        rows.append({"model": name, "hidden": spec.hidden, "layers": spec.layers, "params": non_embedding,
+                     "steps": grid.train_steps, "rows": preset.train.rows, "seq_len": preset.train.seq_len,
+                     "real_tokens_per_step": stats["train_tokens"] / grid.train_steps,
+                     "step_s": stats["wall_time_s"] / grid.train_steps, "train_tok_s": tok_s,
+                     "train_matmul_fraction": 6 * non_embedding * tok_s / peak})
+    return rows
+
+
 _MEMORY_PROBE = r"""
 import json, sys, torch
 from gvlib.kernels import token_logprobs
@@ -363,7 +407,7 @@ def _fmt(value, spec: str) -> str:
 
 
 def report(machine: dict, peak: float, sampler_rows: list[dict], scorer_rows: list[dict],
-           book_rows: list[dict] | None = None) -> str:
+           book_rows: list[dict] | None = None, training_rows: list[dict] | None = None) -> str:
     lines = ["Machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()),
              f"float32 matmul, {machine['torch_threads']} thread(s): {peak / 1e9:.1f} GFLOP/s measured", "",
              f"Sampling at T={TEMPERATURE}, top-p={TOP_P} (best of repeats; tokens/s = generated tokens / wall "
@@ -394,6 +438,15 @@ def report(machine: dict, peak: float, sampler_rows: list[dict], scorer_rows: li
             lines.append(f"{'all':>6} {'calls':>9} {'':>3} {'':>5} {'':>6} {ours:>14.0f} {theirs:>15.0f} "
                          f"{ours / theirs:>8.2f}x {'':>7} {sum(r['sampler_s'] for r in book_rows):>10.2f} "
                          f"{sum(r['generate_s'] for r in book_rows):>11.2f}")
+    if training_rows:
+        lines += ["", "Training: the organism's loop (train_model, batches built inside the timing) on the default "
+                  "family's shapes; model FLOP/s = 6 x non-embedding params x real tokens / wall time",
+                  f"{'model':>6} {'hidden':>6} {'layers':>6} {'params':>8} {'rows x seq':>10} {'real tok/step':>13} "
+                  f"{'s/step':>7} {'train tok/s':>12} {'of matmul peak':>15}"]
+        for r in training_rows:
+            lines.append(f"{r['model']:>6} {r['hidden']:>6} {r['layers']:>6} {r['params']:>8} "
+                         f"{str(r['rows']) + ' x ' + str(r['seq_len']):>10} {r['real_tokens_per_step']:>13.0f} "
+                         f"{r['step_s']:>7.3f} {r['train_tok_s']:>12.0f} {r['train_matmul_fraction']:>14.1%}")
     lines += ["", "Scoring: token_logprobs vs log_softmax(logits.float()).gather (peak = memory above the inputs; "
               "err = max |difference| from float64 log_softmax)",
               f"{'vocab':>7} {'dtype':>9} {'rows':>5} {'input MiB':>9} {'fused ms':>9} {'naive ms':>9} "
@@ -430,11 +483,12 @@ def main(argv: list[str] | None = None) -> dict:
     machine = describe_machine(device)
     peak = matmul_flops(device, 512 if args.quick else 1024, grid.repeats)
     results = {"machine": machine, "matmul_flops": peak, "grid": asdict(grid),
-               "sampler": bench_sampler(grid, device, peak), "scorer": bench_scorer(grid, device)}
+               "sampler": bench_sampler(grid, device, peak), "training": bench_training(grid, device, peak),
+               "scorer": bench_scorer(grid, device)}
     if args.family is not None:
         members = family_members(args.family)
         results["book"] = bench_book(args.family, grid, device, members[-1:] if args.quick else members)
-    print(report(machine, peak, results["sampler"], results["scorer"], results.get("book")))
+    print(report(machine, peak, results["sampler"], results["scorer"], results.get("book"), results["training"]))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+from scipy.stats import rankdata
 
 __all__ = [
     "GapResult",
@@ -28,6 +29,7 @@ __all__ = [
     "pass_at_k",
     "fit_log_linear",
     "bootstrap_ci",
+    "roc_auc",
     "FLOPS_UNIT",
 ]
 
@@ -274,3 +276,30 @@ def bootstrap_ci(statistic: Callable[..., float], *arrays, n_boot: int = 2000, l
     alpha = (1 - level) / 2
     lo, hi = np.quantile(stats, [alpha, 1 - alpha])
     return float(lo), float(hi)
+
+
+def roc_auc(u, s) -> float | None:
+    """The verifier's ROC AUC: P(score of a correct sample > score of an incorrect one), ties counted half.
+
+    ``u`` (0/1 correctness) and ``s`` (verifier scores) are pooled over every (prompt, sample) pair,
+    any shape, the same for both. This is the area under the ROC curve of the threshold filters
+    1[s > tau] the paper sweeps (§6, Fig. 5): 1 separates correct from incorrect samples at some
+    threshold, 0.5 is chance whatever the threshold. Computed from midranks (the Mann-Whitney U
+    statistic over n_correct * n_incorrect), the definition ``sklearn.metrics.roc_auc_score`` uses.
+    Returns None when every sample is correct or every sample is incorrect (the AUC is undefined).
+    """
+    u_arr, s_arr = np.asarray(u, dtype=float), np.asarray(s, dtype=float)
+    if u_arr.shape != s_arr.shape:
+        raise ValueError(f"`u` and `s` must have the same shape; got u {u_arr.shape} and s {s_arr.shape}")
+    if u_arr.size == 0:
+        raise ValueError("`u` and `s` are empty: need at least one sample")
+    if np.isnan(s_arr).any():
+        raise ValueError("`s` contains NaN")
+    if not np.isin(u_arr, (0.0, 1.0)).all():
+        raise ValueError(f"`u` must be 0/1 correctness for an ROC AUC; found {u_arr[~np.isin(u_arr, (0.0, 1.0))][0]!r}")
+    pos = u_arr.ravel() == 1
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = rankdata(s_arr.ravel())  # midranks: tied scores share their mean rank
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

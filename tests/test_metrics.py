@@ -168,3 +168,34 @@ def test_bootstrap_ci_covers_estimate_and_shrinks_with_more_prompts():
     assert (lo2, hi2) == pytest.approx((lo, hi), abs=1e-12)
     summary = r.summary(n_boot=200)
     assert summary["relative_gap_ci"][0] < summary["relative_gap"] < summary["relative_gap_ci"][1]
+
+
+def test_roc_auc_hand_computed_with_ties():
+    from gvlib.metrics import roc_auc
+    # correct samples scored 0.9, 0.5; incorrect 0.5, 0.1, 0.1, 0.1: 8 (correct, incorrect) pairs.
+    # 0.9 beats all four (4); 0.5 ties 0.5 (1/2) and beats the three 0.1s (3): (4 + 3.5) / 8.
+    u = [[1, 0, 1], [0, 0, 0]]
+    s = [[0.9, 0.5, 0.5], [0.1, 0.1, 0.1]]
+    assert roc_auc(u, s) == pytest.approx(7.5 / 8)
+    assert roc_auc([1, 0], [0.2, 0.8]) == 0.0 and roc_auc([1, 0], [0.8, 0.2]) == 1.0
+    assert roc_auc([1, 1, 0, 0], [3, 3, 3, 3]) == 0.5  # a constant score is chance
+    assert roc_auc([1, 1], [0.3, 0.4]) is None  # one class only: undefined
+
+
+def test_roc_auc_matches_the_pairwise_definition_sklearn_uses():
+    # sklearn.metrics.roc_auc_score = mean over (positive, negative) pairs of 1[s+ > s-] + 1/2 1[s+ = s-]
+    from gvlib.metrics import roc_auc
+    rng = np.random.default_rng(3)
+    u = rng.integers(0, 2, size=(40, 8))
+    s = rng.integers(0, 11, size=(40, 8)).astype(float)  # CoT-Score-like integer scores: many ties
+    pos, neg = s[u == 1], s[u == 0]
+    d = pos[:, None] - neg[None, :]
+    assert roc_auc(u, s) == pytest.approx(((d > 0) + 0.5 * (d == 0)).mean())
+
+
+@pytest.mark.parametrize("u, s, match", [([1, 0], [0.5], "same shape"), ([1, 0.5], [0.1, 0.2], "0/1"),
+                                         ([1, 0], [np.nan, 0.2], "NaN"), ([], [], "empty")])
+def test_roc_auc_rejects_bad_input(u, s, match):
+    from gvlib.metrics import roc_auc
+    with pytest.raises(ValueError, match=match):
+        roc_auc(u, s)

@@ -352,3 +352,62 @@ def test_bench_times_the_books_calls_on_a_trained_family(family_run):
     total = next(line for line in table.splitlines() if line.split()[:2] == ["all", "calls"])
     ours = sum(r["sampler_tokens"] for r in rows) / sum(r["sampler_s"] for r in rows)
     assert f"{ours:.0f}" in total.split()
+
+
+def test_report_gives_each_methods_roc_auc_on_the_models_own_samples(monkeypatch):
+    """report.measure_model: per method, the ROC AUC of the verifier's scores against correctness."""
+    import numpy as np
+
+    from gvlib.organism import report
+    from gvlib.verifiers import Verification
+
+    task = load_task("organism/sudoku", limit=6)
+    wrong = "1 1 1 1 | 1 1 1 1 | 1 1 1 1 | 1 1 1 1"
+
+    class Samples:  # each prompt: gold, wrong, gold, wrong
+        def sample(self, prompts, params):
+            return [[e.answer, wrong] * 2 for e in task.examples]
+
+    def fake_verify(method, backend, task_, examples, samples, seed=0, rounds=None):
+        u = np.array([[task_.score(e, c) for c in cs] for e, cs in zip(examples, samples)])
+        scores = {"mc": 0.2 + 0.6 * u, "cot_binary": 1 - u, "cot_score": np.full(u.shape, 10.0)}[method]
+        return Verification(method, scores, [], 0, u.size)
+
+    monkeypatch.setattr(report, "verify", fake_verify)
+    rows = report.measure_model(Samples(), task, n=4, temperature=0.7, methods=("mc", "cot_binary", "cot_score"), seed=0)
+    assert {r["method"]: r["auc"] for r in rows} == {"mc": 1.0, "cot_binary": 0.0, "cot_score": 0.5}
+    assert "AUC 1.000" in report.format_row(rows[0] | {"model": "x", "flops": 1.0})
+
+
+def test_packed_loss_is_the_masked_loss_and_rejects_left_padding():
+    """Rows are padded only at their end, so dropping the attention mask leaves the loss unchanged."""
+    import torch
+
+    from gvlib.organism.corpus import Mixture
+    from gvlib.organism.train import build_model, packed_loss
+
+    tok = build_tokenizer(WORLD.config)
+    corpus = Corpus(WORLD, TASKS, tok.get_vocab(), Mixture(kinds={"know": 0.3, "gen": 0.7}), seed=0)
+    batch = corpus.batch(4, 256)
+    batch.pop("tokens")
+    assert (batch["attention_mask"] == 0).any()  # the rows do end in padding
+    model = build_model(ModelSpec("x", 32, 2, 2, 64, 1), tok, TrainConfig(), seed=0)
+    with torch.no_grad():
+        assert float(packed_loss(model, batch)) == pytest.approx(float(model(**batch).loss), abs=1e-6)
+        flipped = {k: v.flip(1) for k, v in batch.items()}  # padding first: the mask would matter
+        with pytest.raises(ValueError, match="padded only at their end"):
+            packed_loss(model, flipped)
+
+
+def test_bench_times_the_organisms_training_loop():
+    import torch
+
+    from gvlib.bench import Grid, bench_training, report
+
+    grid = Grid(sizes=(), workloads=(), rows=(), vocab=1, score_rows=1, repeats=1, train_members=("m1",), train_steps=2)
+    (row,) = bench_training(grid, torch.device("cpu"), peak=1e9)
+    assert row["model"] == "m1" and 0 < row["real_tokens_per_step"] <= row["rows"] * row["seq_len"]
+    assert row["train_tok_s"] == pytest.approx(row["real_tokens_per_step"] / row["step_s"])
+    assert row["train_matmul_fraction"] == pytest.approx(6 * row["params"] * row["train_tok_s"] / 1e9)
+    line = next(x for x in report({"torch_threads": 1}, 1e9, [], [], None, [row]).splitlines() if x.split()[:1] == ["m1"])
+    assert f"{row['train_tok_s']:.0f}" in line.split()

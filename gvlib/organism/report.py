@@ -3,6 +3,8 @@
 For every task and family member: sample ``n`` completions per test prompt (T = 0.7, top-p 0.9, the
 paper's defaults, §3) through the engine's transformers backend, score them with the exact checker,
 let the SAME model verify each of its own samples with the engine's verifiers (:mod:`gvlib.verifiers`),
+measure how well each verifier's scores separate correct from incorrect samples (ROC AUC of score
+against correctness, :func:`gvlib.metrics.roc_auc`; tournament: the rounds a sample survived),
 and compute the gap and relative gap of Definitions 2.1–2.2 with :mod:`gvlib.metrics` (per prompt,
 then averaged; 95% bootstrap CIs over prompts). Filters are the paper's (§3, reference §1): MC global
 τ = 0.8, CoT-Binary kept iff ``<correct>``, CoT-Score global τ = 8, Tournament: the survivors of all
@@ -21,7 +23,7 @@ import numpy as np
 
 from gvlib.backends.base import SamplingParams
 from gvlib.backends.hf import HFBackend
-from gvlib.metrics import gap, gap_from_weights
+from gvlib.metrics import gap, gap_from_weights, roc_auc
 from gvlib.organism.tasks import load_task
 from gvlib.threads import torch_threads
 from gvlib.verifiers import verify
@@ -55,6 +57,7 @@ def measure_model(backend: HFBackend, task, *, n: int, temperature: float, metho
             "distinct_samples": float(np.mean([len(set(cs)) for cs in samples])),
             "kept": float(keep.mean()),
             "verif_acc": None if method == "tournament" else float((keep == u).mean()),
+            "auc": roc_auc(u, v.scores),
             "unparseable": v.unparseable_rate,
             "gap": s["gap"], "gap_ci": s["gap_ci"], "rel_gap": s["relative_gap"], "rel_gap_ci": s["relative_gap_ci"],
             "prompts": len(task), "n": n,
@@ -88,8 +91,9 @@ def measure(family: str | Path, *, tasks=("sudoku", "arith", "facts"), prompts: 
 def format_row(r: dict) -> str:
     lo, hi = r["rel_gap_ci"]
     va = "  -  " if r["verif_acc"] is None else f"{100 * r['verif_acc']:5.1f}"
+    auc = "  -  " if r["auc"] is None else f"{r['auc']:.3f}"
     return (f"{r['task']:16} {r['model']:5} {r['flops']:9.2e} {r['method']:10} gen {100 * r['gen_acc']:5.1f}  "
-            f"mixed {100 * r['mixed_prompts']:5.1f}  verif {va}  kept {100 * r['kept']:5.1f}  "
+            f"mixed {100 * r['mixed_prompts']:5.1f}  verif {va}  AUC {auc}  kept {100 * r['kept']:5.1f}  "
             f"gap {100 * r['gap']:+6.2f}  rel {100 * r['rel_gap']:+6.2f} [{100 * lo:+6.2f}, {100 * hi:+6.2f}]")
 
 

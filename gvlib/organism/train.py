@@ -76,13 +76,31 @@ def param_counts(model: LlamaForCausalLM) -> tuple[int, int]:
     return total, total - model.get_input_embeddings().weight.numel()
 
 
+def packed_loss(model: LlamaForCausalLM, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The target-token loss of a packed batch (:meth:`Corpus.batch`), computed without its attention mask.
+
+    Documents are packed from the start of each row and the rows padded only at their end, so under
+    causal attention no real token attends to a pad, and pads carry no loss (label -100): the mask
+    changes nothing but the attention kernel. Without it, SDPA takes its causal path instead of
+    building and applying a (rows, 1, seq, seq) mask. Measured on one CPU thread (steps of the old
+    and new loop interleaved on the same batches, CPU time, 2 December 2026): the mask dropped and the
+    multi-tensor AdamW of :func:`train_model` together make a step of m1 1.13x and of m2 1.04x faster;
+    the mask alone 1.17x for m3, no change for m5, whose step is its matrix products and element-wise ops.
+    """
+    mask = batch["attention_mask"]
+    if bool((mask[:, 1:] > mask[:, :-1]).any()):
+        raise ValueError("packed_loss: a row has padding before a real token; rows must be padded only at their end")
+    return model(input_ids=batch["input_ids"], labels=batch["labels"]).loss
+
+
 def train_model(model: LlamaForCausalLM, corpus: Corpus, spec: ModelSpec, train: TrainConfig,
                 desc: str = "", on_step: Callable[[int], None] | None = None) -> dict:
     """Train ``model`` on ``corpus`` for ``spec.steps`` steps (AdamW, warmup + cosine); returns stats.
 
     ``on_step(step)`` is called after every optimizer step (the seed stage samples checkpoints there).
     """
-    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, betas=(0.9, 0.95), weight_decay=train.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, betas=(0.9, 0.95), weight_decay=train.weight_decay,
+                            foreach=True)  # one multi-tensor update (see packed_loss for the speed-up)
     warm = max(1, int(train.warmup * spec.steps))
 
     def lr_at(step: int) -> float:
@@ -98,7 +116,7 @@ def train_model(model: LlamaForCausalLM, corpus: Corpus, spec: ModelSpec, train:
     for step in bar:
         batch = corpus.batch(train.rows, train.seq_len)
         tokens += batch.pop("tokens")
-        loss = model(**batch).loss
+        loss = packed_loss(model, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -122,7 +140,7 @@ def eval_losses(model: LlamaForCausalLM, corpus: Corpus, train: TrainConfig) -> 
         if corpus.mixture.kinds[kind] > 0:
             batch = corpus.batch(train.rows, train.seq_len, kind=kind)
             batch.pop("tokens")
-            out[kind] = float(model(**batch).loss)
+            out[kind] = float(packed_loss(model, batch))
     return out
 
 
