@@ -52,7 +52,10 @@ def recomputed(record, task, methods, *, cross=False):
                            temperature=ps["temperature"], top_p=ps["top_p"], seed=ps["seed"], backend=ps["backend"],
                            backend_options=ps["backend_options"], tournament_rounds=ps.get("tournament_rounds", 1),
                            threads=1)
-    return grid, filters, grid.table(filters, n_boot=ps["n_boot"], seed=ps["seed"]).to_dict(orient="records")
+    rows = grid.table(filters, n_boot=ps["n_boot"], seed=ps["seed"]).to_dict(orient="records")
+    # as results/<claim>.json holds them: a missing number (NaN in the table) is null there
+    rows = [{k: None if isinstance(v, float) and v != v else v for k, v in r.items()} for r in rows]
+    return grid, filters, rows
 
 
 def common(record, preset, claim, tmp_path):
