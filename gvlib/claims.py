@@ -27,6 +27,7 @@ import pandas as pd
 warnings.filterwarnings("ignore", message="IProgress not found")
 
 from gvlib import paper_numbers  # noqa: E402
+from gvlib.backends import options_for  # noqa: E402
 from gvlib.engine import Generations, generate, verify  # noqa: E402
 from gvlib.metrics import GapResult, bootstrap_ci, fit_log_linear, gap, gap_from_weights  # noqa: E402
 from gvlib.tasks.base import VERIFIER_METHODS, Task  # noqa: E402
@@ -36,7 +37,7 @@ from gvlib.verifiers import Verification  # noqa: E402
 
 __all__ = ["Model", "resolve_models", "load_task", "Filter", "make_filters", "Grid", "run_grid", "untested",
            "method_untested", "slope_ci", "trend_counts", "trend_tests", "unimprovable_check", "percent",
-           "paper_scaling", "quiet", "backend_kwargs"]
+           "paper_scaling", "quiet"]
 
 
 @dataclass(frozen=True)
@@ -274,16 +275,6 @@ def method_untested(rows: pd.DataFrame) -> str | None:
     return f"{int(measured.sum())} model(s) measured a gap, a trend needs 2 ({'; '.join(parts)})"
 
 
-def backend_kwargs(model: Model, options: dict | None) -> dict:
-    """The backend options of ``model`` (:func:`gvlib.backends.options_for` of its path).
-
-    E.g. ``{"*": {"gpu_memory_utilization": 0.9}, "Qwen/Qwen2-72B": {"tensor_parallel_size": 4}}``.
-    """
-    from gvlib.backends import options_for
-
-    return options_for(model.path, options)
-
-
 @dataclass(frozen=True)
 class _Settings:
     """Everything a generation or verification stage needs besides the models (picklable)."""
@@ -316,7 +307,7 @@ def _model_stage(model: Model, st: _Settings, to_verify: dict[str, Generations] 
     from gvlib.backends import load_backend
 
     with torch_threads(st.threads):
-        backend = load_backend(model.path, backend=st.backend, **backend_kwargs(model, st.options))
+        backend = load_backend(model.path, backend=st.backend, **options_for(model.path, st.options))
         if to_verify is None:
             print(f"  {model.name} generates {len(st.task)} prompts x {st.n} samples", flush=True)
             gens = generate(backend, st.task, n=st.n, temperature=st.temperature, top_p=st.top_p, seed=st.seed)
@@ -340,7 +331,7 @@ def run_grid(models: Sequence[Model], task: Task, methods: Sequence[str], *, cro
     (generator, verifier) pair when ``cross`` (paper §4.2). Each model is loaded once per phase.
 
     The tournament runs ``tournament_rounds`` rounds (``n`` must be a multiple of 2**rounds).
-    ``backend_options``: see :func:`backend_kwargs`. ``threads``: torch CPU threads while running (see
+    ``backend_options``: see :func:`gvlib.backends.options_for`. ``threads``: torch CPU threads while running (see
     :func:`gvlib.threads.torch_threads`). With vLLM every model runs in its own spawned process, so its
     GPU memory is freed before the next model loads (vLLM does not release it in-process).
     """
@@ -356,7 +347,7 @@ def run_grid(models: Sequence[Model], task: Task, methods: Sequence[str], *, cro
     if len(set(names)) != len(names):
         raise ValueError(f"model names must be unique: {names}")
     for m in models:
-        backend_kwargs(m, backend_options)  # a malformed option fails before any model loads
+        options_for(m.path, backend_options)  # a malformed option fails before any model loads
     st = _Settings(task, tuple(methods), n, temperature, top_p, seed, backend, dict(backend_options or {}),
                    tournament_rounds, threads)
     isolate = _uses_vllm(backend)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from gvlib import claims, paper_numbers
+from gvlib.backends import options_for
 from gvlib.metrics import gap
 from gvlib.verifiers import Verification
 
@@ -73,10 +74,10 @@ def test_paper_scaling_points_and_models_by_id():
 def test_backend_options_for_every_model_and_per_model():
     opts = {"*": {"dtype": "bfloat16"}, "Qwen/Qwen2-72B": {"tensor_parallel_size": 4, "dtype": "float16"}}
     big, small = claims.Model("Qwen2-72B", "Qwen/Qwen2-72B"), claims.Model("Qwen2-0.5B", "Qwen/Qwen2-0.5B")
-    assert claims.backend_kwargs(big, opts) == {"dtype": "float16", "tensor_parallel_size": 4}
-    assert claims.backend_kwargs(small, opts) == {"dtype": "bfloat16"} and claims.backend_kwargs(small, None) == {}
+    assert options_for(big.path, opts) == {"dtype": "float16", "tensor_parallel_size": 4}
+    assert options_for(small.path, opts) == {"dtype": "bfloat16"} and options_for(small.path, None) == {}
     with pytest.raises(ValueError, match=r"\['Qwen/Qwen2-72B'\] do not"):
-        claims.backend_kwargs(big, {"Qwen/Qwen2-72B": 4})
+        options_for(big.path, {"Qwen/Qwen2-72B": 4})
 
 
 # -- claim checks that must not pass for the wrong reason ------------------------------------------
