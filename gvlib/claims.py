@@ -29,7 +29,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 from gvlib import paper_numbers  # noqa: E402
 from gvlib.backends import options_for  # noqa: E402
 from gvlib.engine import Generations, generate, verify  # noqa: E402
-from gvlib.metrics import GapResult, bootstrap_ci, fit_log_linear, gap, gap_from_weights  # noqa: E402
+from gvlib.metrics import GapResult, bootstrap_ci, fit_log_linear, gap, gap_from_weights, roc_auc  # noqa: E402
 from gvlib.tasks.base import VERIFIER_METHODS, Task  # noqa: E402
 from gvlib.tasks.common import extraction_failure_rate  # noqa: E402
 from gvlib.threads import torch_threads  # noqa: E402
@@ -213,7 +213,10 @@ class Grid:
         ``n_mixed`` counts the prompts with 0 < acc_x < 1, the only ones whose gap can differ from 0;
         ``untested`` says why a cell measured nothing (:func:`untested`), None when it did.
         ``truncation_rate`` is the share of sampled verifications cut by the token budget before a verdict
-        (None for MC); ``position_bias`` is the tournament's P(prefer the first solution).
+        (None for MC); ``position_bias`` is the tournament's P(prefer the first solution). ``auc`` is the
+        verifier's ROC AUC of its scores û against the samples' correctness (tournament: rounds survived;
+        None when the generator's samples are all right or all wrong): how well the verifier ranks,
+        whatever its threshold.
         """
         flops = {m.name: m.flops for m in self.models}
         rows = []
@@ -230,7 +233,7 @@ class Grid:
                 "n_prompts": s["n_prompts"], "n_empty": s["n_empty"], "n_perfect": s["n_perfect"],
                 "n_mixed": int(((res.acc > 0) & (res.acc < 1)).sum()),
                 "unparseable_rate": ver.unparseable_rate, "truncation_rate": ver.truncation_rate,
-                "position_bias": ver.position_bias,
+                "position_bias": ver.position_bias, "auc": roc_auc(self.generations[g].u, ver.scores),
                 "extraction_failure_rate": self.generations[g].extraction_failure_rate,
             })
         out = pd.DataFrame(rows)

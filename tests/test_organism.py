@@ -6,6 +6,7 @@ import re
 import shutil
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -88,9 +89,24 @@ def test_arith_checker():
     wrong_answer = gold[:-1] + str((int(gold[-1]) + 1) % 10)
     assert task.score(ex, wrong_answer) == 0 and task.checks(ex, wrong_answer)[-2:] == ["end", "bad"]
     words = gold.split()
-    words[4] = str((int(words[4]) + 1) % 10)  # first written sum wrong
-    assert task.checks(ex, " ".join(words))[:2] == ["s1", "bad"]
-    assert task.extract("3 + 4 = 7 answer 7") == "7" and task.extract("no answer") is None
+    words[1] = str((int(words[1]) + 1) % 10)  # first step's sum wrong
+    assert task.checks(ex, " ".join(words))[:4] == ["s0", "ok", "s1", "bad"]
+    assert task.extract("3 7 answer 7") == "7" and task.extract("no answer") is None
+    # written sums are one per step: arith 7 5 9 2 -> 7 2 1 3 answer 3
+    assert task.gold_completion(task.example((7, 5, 9, 2))) == "7 2 1 3 answer 3"
+    assert task.checks(task.example((7, 5)), "7 2 2 answer 2") == ["s0", "ok", "s1", "ok", "form", "bad", "end", "ok"]
+
+
+def test_near_misses_are_wrong_and_close():
+    """Every near miss is rejected by the checker and differs from the gold solution in few tokens."""
+    rng = np.random.default_rng(0)
+    for name, task in TASKS.items():
+        for problem in WORLD.problems(name, "train", limit=200):
+            ex = task.example(problem)
+            gold, miss = task.gold_completion(ex).split(), task.near_miss(ex, rng).split()
+            assert task.score(ex, " ".join(miss)) == 0 and len(miss) == len(gold), (name, miss)
+            changed = sum(a != b for a, b in zip(gold, miss))
+            assert 1 <= changed <= (2 if name == "sudoku" else len(gold)), (name, gold, miss)
 
 
 def test_facts_checker():
@@ -147,12 +163,7 @@ def test_corpus_never_shows_a_test_problem():
         if kind == "know":
             continue
         words = [inv[i] for i in ids[1:]]
-        if kind == "gen":
-            question = " ".join(words[:words.index("=")])
-        else:
-            start = words.index("problem:") + 1
-            end = next(i for i, w in enumerate(words) if w in ("solution:", "A:"))
-            question = " ".join(words[start:end])
+        question = " ".join(words[:words.index("=")])  # verification documents show the generation prompt too
         assert question.split()[0] in TASKS and question not in test_questions, question
         seen += 1
     assert seen > 100
@@ -186,7 +197,7 @@ def test_tournament_training_data_break_ties_at_random():
         words = [inv[i] for i in ids[1:-1]]
         target = words[words.index("Judgement:") + 1:]
         a_checks, b_checks = " ".join(target[1:target.index("B")]), " ".join(target[target.index("B") + 1:-3])
-        a = " ".join(words[words.index("A:") + 1:words.index("B:")])
+        a = " ".join(words[words.index("=") + 1:words.index("tour")])
         b = " ".join(words[words.index("B:") + 1:words.index("tour", words.index("B:"))])
         if (a == "1 2") == (b == "1 2") and a_checks.count("bad") == b_checks.count("bad"):
             tied.append(target[-1])

@@ -11,7 +11,10 @@ fixed-length rows; the loss is taken on the target tokens only.
              checker, with the exact verifier's target (:meth:`OrganismTask.verifier_target`).
              Half the pointwise documents show a correct candidate (a correct sample or the gold
              solution), half an incorrect sample; tournament pairs are drawn from one problem's
-             samples and its gold solution.
+             samples and its gold solution. A share ``Mixture.near_miss`` of verification documents
+             asks instead about a fresh train problem, with its gold solution or a near miss
+             (:meth:`OrganismTask.near_miss`): the seed model's errors are few and crude, the
+             members' own errors at their frontier are one cell or one step away from right.
 """
 from __future__ import annotations
 
@@ -30,9 +33,10 @@ class Mixture:
     """Document weights of a corpus: kinds, tasks (for gen and verify), verifier methods."""
 
     kinds: dict[str, float] = field(default_factory=lambda: {"know": 0.15, "gen": 0.5, "verify": 0.35})
-    tasks: dict[str, float] = field(default_factory=lambda: {"sudoku": 1.0, "arith": 0.6, "facts": 0.4})
-    methods: dict[str, float] = field(default_factory=lambda: {"mc": 0.5, "cot_binary": 1.0, "cot_score": 0.5, "tournament": 0.3})
+    tasks: dict[str, float] = field(default_factory=lambda: {"sudoku": 1.0, "arith": 0.8, "facts": 0.4})
+    methods: dict[str, float] = field(default_factory=lambda: {"mc": 1.0, "cot_binary": 1.0, "cot_score": 0.5, "tournament": 0.3})
     facts_per_know: int = 12
+    near_miss: float = 0.5
 
     def __post_init__(self):
         for what, w, allowed in (("kinds", self.kinds, ("know", "gen", "verify")), ("tasks", self.tasks, None),
@@ -40,6 +44,8 @@ class Mixture:
             bad = [k for k in w if (allowed is not None and k not in allowed) or w[k] < 0]
             if bad or not sum(w.values()) > 0:
                 raise ValueError(f"Mixture.{what}={w}: unknown keys or negative weights {bad}, or all zero")
+        if not 0 <= self.near_miss <= 1:
+            raise ValueError(f"Mixture.near_miss={self.near_miss}: must be a share in [0, 1]")
 
 
 class CandidatePool:
@@ -122,7 +128,14 @@ class Corpus:
             name = self._ver_tasks[rng.choice(len(self._ver_tasks), p=self._ver_p)]
             pool, task = self.pools[name], self.tasks[name]
             method = self._methods[rng.choice(len(self._methods), p=self._method_p)]
-            if method == "tournament":
+            if rng.random() < self.mixture.near_miss:
+                ex = task.example(self.world.train_problem(name, rng))
+                a, b = task.gold_completion(ex), task.near_miss(ex, rng)
+                if rng.random() < 0.5:
+                    a, b = b, a
+                if method != "tournament":
+                    b = None
+            elif method == "tournament":
                 ex, a, b = pool.pair(rng)
             else:
                 (ex, a), b = pool.pointwise(rng), None

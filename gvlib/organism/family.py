@@ -10,15 +10,21 @@ Caching and resume: a member counts as finished only when ``<model>/manifest.jso
 member's key (hash of the preset's config and of the training code, ``presets.code_version``);
 anything else (a stopped run, a half-written or stale directory) is retrained. Models are written to a temp dir and moved into place
 (:func:`gvlib.organism.train.save_atomic`). A file lock serialises concurrent builds of one directory.
+
+Members train in parallel, one process each (largest first), with the training threads split between
+them: a tiny model uses a second thread poorly, so two members on one thread each finish sooner than
+one after the other on two.
 """
 from __future__ import annotations
 
 import fcntl
 import json
+import multiprocessing
 import os
 import platform
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -90,48 +96,78 @@ def ensure_family(preset: str | Preset = "default", out: str | Path | None = Non
 def _build(preset: Preset, out: Path, on_model_done) -> Family:
     for stale in out.glob(".tmp-*"):  # left by a stopped run (the lock excludes a live one)
         shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
-    world = World(preset.world)
-    tokenizer = build_tokenizer(preset.world)
-    tasks = {t: make_task(t, world) for t in TASKS}
-    records = _seed_stage(preset, out, world, tasks, tokenizer)
-    pools = {t: CandidatePool(tasks[t], records[t]) for t in tasks if preset.mixture.tasks.get(t, 0) > 0}
+    _pools(preset, out)  # the seed stage runs (or is read back) once, before any member trains
+    todo = [spec for spec in preset.models
+            if (_read_manifest(out / spec.name) or {}).get("key") != preset.model_key(spec)]
+    workers = min(len(todo), training_threads())
+    finished: dict[str, dict] = {}
+    entries: list[ModelEntry] = []
 
-    entries, trained = [], []
+    def report_in_order(name: str, manifest: dict) -> None:
+        finished[name] = manifest
+        while len(entries) < len(preset.models) and preset.models[len(entries)].name in finished:
+            spec = preset.models[len(entries)]
+            m = finished[spec.name]
+            entries.append(ModelEntry(spec.name, out / spec.name, m["params_non_embedding"], m["params_total"],
+                                      m["train_tokens"], m["flops"], m))
+            if on_model_done is not None:
+                on_model_done(entries[-1])
+
     for spec in preset.models:
-        key = preset.model_key(spec)
-        dest = out / spec.name
-        manifest = _read_manifest(dest)
-        if manifest is None or manifest.get("key") != key:
-            corpus = Corpus(world, tasks, tokenizer.get_vocab(), preset.mixture, pools, seed=preset.seed)
-            model = build_model(spec, tokenizer, preset.train, preset.seed)
-            stats = train_model(model, corpus, spec, preset.train, desc=spec.name)
-            total, non_emb = param_counts(model)
-            manifest = {
-                "name": spec.name, "preset": preset.name, "key": key, "code_version": code_version(),
-                "params_non_embedding": non_emb, "params_total": total,
-                "train_tokens": stats["train_tokens"], "flops": 6.0 * non_emb * stats["train_tokens"],
-                "flops_total_params": 6.0 * total * stats["train_tokens"], "flops_convention": "6*N*D, N = non-embedding",
-                "final_train_loss": stats["final_train_loss"], "eval_losses": eval_losses(model, corpus, preset.train),
-                "seed": preset.seed, "wall_time_s": stats["wall_time_s"], "spec": asdict(spec),
-                "train": asdict(preset.train), "llama_config": model.config.to_dict(), "world": preset.world.to_dict(),
-                "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                             "python": platform.python_version()},
-            }
-            save_atomic(model, tokenizer, manifest, dest)
-            trained.append(spec.name)
-        entry = ModelEntry(spec.name, dest, manifest["params_non_embedding"], manifest["params_total"],
-                           manifest["train_tokens"], manifest["flops"], manifest)
-        entries.append(entry)
-        if on_model_done is not None:
-            on_model_done(entry)
-
+        if spec not in todo:
+            report_in_order(spec.name, _read_manifest(out / spec.name))
+    if workers > 1:  # one process per member, largest first, the cores split between them
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            jobs = [pool.submit(_train_member, preset, out, spec, training_threads() // workers)
+                    for spec in sorted(todo, key=lambda s: s.hidden ** 2 * s.layers * s.steps, reverse=True)]
+            for job in as_completed(jobs):
+                report_in_order(*job.result())
+    else:
+        for spec in todo:
+            report_in_order(*_train_member(preset, out, spec, None))
     family = {
         "preset": preset.name, "key": preset.key(), "code_version": code_version(), "world": preset.world.to_dict(),
         "config": preset.to_dict(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "models": [{k: v for k, v in e.manifest.items() if k in _SUMMARY} | {"path": e.name} for e in entries],
     }
     _write_json_atomic(out / "family.json", family)
-    return Family(preset.name, out, preset.world, entries, trained)
+    return Family(preset.name, out, preset.world, entries, [s.name for s in todo])
+
+
+def _pools(preset: Preset, out: Path):
+    """The preset's world, tokenizer, tasks and verification candidate pools (from the seed stage)."""
+    world = World(preset.world)
+    tokenizer = build_tokenizer(preset.world)
+    tasks = {t: make_task(t, world) for t in TASKS}
+    records = _seed_stage(preset, out, world, tasks, tokenizer)
+    pools = {t: CandidatePool(tasks[t], records[t]) for t in tasks if preset.mixture.tasks.get(t, 0) > 0}
+    return world, tokenizer, tasks, pools
+
+
+def _train_member(preset: Preset, out: Path, spec, threads: int | None) -> tuple[str, dict]:
+    """Train one member from the cached seed stage and save it; returns (name, manifest).
+
+    Runs in the calling process or in a worker process: a member's weights depend only on the preset,
+    its spec and the seed stage, not on which process or how many threads train it."""
+    world, tokenizer, tasks, pools = _pools(preset, out)
+    with torch_threads(threads):
+        corpus = Corpus(world, tasks, tokenizer.get_vocab(), preset.mixture, pools, seed=preset.seed)
+        model = build_model(spec, tokenizer, preset.train, preset.seed)
+        stats = train_model(model, corpus, spec, preset.train, desc=spec.name)
+        total, non_emb = param_counts(model)
+        manifest = {
+            "name": spec.name, "preset": preset.name, "key": preset.model_key(spec), "code_version": code_version(),
+            "params_non_embedding": non_emb, "params_total": total,
+            "train_tokens": stats["train_tokens"], "flops": 6.0 * non_emb * stats["train_tokens"],
+            "flops_total_params": 6.0 * total * stats["train_tokens"], "flops_convention": "6*N*D, N = non-embedding",
+            "final_train_loss": stats["final_train_loss"], "eval_losses": eval_losses(model, corpus, preset.train),
+            "seed": preset.seed, "wall_time_s": stats["wall_time_s"], "spec": asdict(spec),
+            "train": asdict(preset.train), "llama_config": model.config.to_dict(), "world": preset.world.to_dict(),
+            "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                         "python": platform.python_version()},
+        }
+    save_atomic(model, tokenizer, manifest, out / spec.name)
+    return spec.name, manifest
 
 
 _SUMMARY = ("name", "params_non_embedding", "params_total", "train_tokens", "flops", "final_train_loss",

@@ -22,7 +22,7 @@ from typing import Sequence
 
 from gvlib.backends.text import derive_seed
 from gvlib.tasks.base import VERIFIER_METHODS, Example, Task
-from gvlib.organism.world import TASKS, World, WorldConfig, sudoku_solutions, sudoku_units
+from gvlib.organism.world import ATTRIBUTES, TASKS, World, WorldConfig, sudoku_solutions, sudoku_units
 
 _HEAD = {"mc": "mc", "cot_binary": "cotb", "cot_score": "cots", "tournament": "tour"}
 
@@ -48,24 +48,31 @@ class OrganismTask(Task):
         """The verifier's justification for ``candidate``: local checks, each ``name ok|bad``."""
         raise NotImplementedError
 
+    def near_miss(self, example: Example, rng) -> str:
+        """An incorrect candidate one small error away from the gold solution, the kind of error a model
+        that nearly solves the problem makes (a verifier must reject near misses, not only crude errors)."""
+        raise NotImplementedError
+
     # -- generation ---------------------------------------------------------------------------
     def generation_prompt(self, example: Example) -> str:
         return f"{example.question} ="
 
     # -- verification (paper App. E, in the organism's compact vocabulary) ---------------------
-    # The method word opens the prompt and is repeated right before the verdict is written, where a
-    # small model attends (with it only at the start, m2 of the first default run mixed the formats).
+    # The candidate is shown exactly as the model would have generated it (the generation prompt, then
+    # the candidate), so the model reads it with the same circuits that write solutions: verifying
+    # then needs the knowledge generation needs plus a check, as for a language model reading its own
+    # answer. The method word follows the candidate, right before the verdict is written.
     def verifier_prompt(self, method: str, example: Example, candidate: str, other: str | None = None) -> str:
         if method not in VERIFIER_METHODS:
             raise ValueError(f"unknown verifier method {method!r}: expected one of {VERIFIER_METHODS}")
-        cand, head = " ".join(_words(candidate)), _HEAD[method]
+        shown, head = f"{self.generation_prompt(example)} {' '.join(_words(candidate))}", _HEAD[method]
         if method == "tournament":
             if other is None:
                 raise ValueError("verifier_prompt('tournament', ...) needs `other` (solution B)")
-            return f"{head} problem: {example.question} A: {cand} B: {' '.join(_words(other))} {head} Judgement:"
+            return f"{shown} {head} B: {' '.join(_words(other))} {head} Judgement:"
         if method == "mc":
-            return f"{head} problem: {example.question} solution: {cand} Judge:"
-        return f"{head} problem: {example.question} solution: {cand} {head} Judgement:"
+            return f"{shown} {head} Judge:"
+        return f"{shown} {head} Judgement:"
 
     def verifier_target(self, method: str, example: Example, candidate: str, other: str | None = None) -> str:
         """What an exact verifier writes after ``verifier_prompt`` (the corpus' verification targets).
@@ -146,6 +153,21 @@ class SudokuTask(OrganismTask):
         return out
 
 
+    def near_miss(self, example: Example, rng) -> str:
+        """The solution with one cell changed (half the time), two cells changed, or two cells of a unit
+        swapped: every unit the change touches breaks, so the checker rejects it."""
+        grid = list(_parse_grid(example.answer))
+        kind = rng.random()
+        if kind < 0.75:
+            for i in rng.choice(16, size=1 if kind < 0.5 else 2, replace=False):
+                grid[i] = int(rng.choice([d for d in (1, 2, 3, 4) if d != grid[i]]))
+        else:
+            _, cells = sudoku_units()[int(rng.integers(12))]
+            i, j = (int(c) for c in rng.choice(cells, size=2, replace=False))
+            grid[i], grid[j] = grid[j], grid[i]
+        return _grid_text(grid)
+
+
 def _grid_text(grid: Sequence[int]) -> str:
     return " | ".join(" ".join(str(v) for v in grid[4 * r:4 * r + 4]) for r in range(4))
 
@@ -159,11 +181,15 @@ def _parse_grid(text: str) -> tuple[int, ...] | None:
 
 
 class ArithTask(OrganismTask):
-    """Running sums mod 10 with the steps written out: ``a0 + a1 = s1 + a2 = s2 ... answer sK``."""
+    """Running sums mod 10, one written sum per step: ``arith 7 5 9 2 =`` → ``7 2 1 3 answer 3``.
+
+    The k-th written number is the sum of the first k + 1 digits mod 10: each step adds the next
+    digit of the problem to the previous written sum (the GSM8K analogue: a chain of simple steps,
+    every one of which must be right)."""
 
     name = "organism/arith"
-    max_new_tokens = 56
-    verifier_max_new_tokens = 64
+    max_new_tokens = 24
+    verifier_max_new_tokens = 48
 
     def example(self, problem: tuple) -> Example:
         digits = tuple(int(d) for d in problem)
@@ -174,12 +200,17 @@ class ArithTask(OrganismTask):
                        answer=str(total), meta={"digits": digits})
 
     def gold_completion(self, example: Example) -> str:
-        d = example.meta["digits"]
-        parts, s = [str(d[0])], d[0]
-        for a in d[1:]:
-            s = (s + a) % 10
-            parts.append(f"+ {a} = {s}")
-        return " ".join(parts) + f" answer {s}"
+        return _sums_text(_running_sums(example.meta["digits"]))
+
+    def near_miss(self, example: Example, rng) -> str:
+        """One step's sum wrong and the error carried to the end (a slip in the middle of a chain), or,
+        a quarter of the time, only the final answer miscopied."""
+        sums = _running_sums(example.meta["digits"])
+        if rng.random() < 0.75:
+            i, delta = int(rng.integers(1, len(sums))), int(rng.integers(1, 10))
+            sums = sums[:i] + [(s + delta) % 10 for s in sums[i:]]
+            return _sums_text(sums)
+        return _sums_text(sums, answer=(sums[-1] + int(rng.integers(1, 10))) % 10)
 
     def extract(self, completion: str) -> str | None:
         w = _words(completion)
@@ -189,43 +220,43 @@ class ArithTask(OrganismTask):
         return w[idx[-1] + 1]
 
     def checks(self, example: Example, candidate: str) -> list[str]:
-        """One check per step (the written addend is the problem's digit, the sum is right mod 10 given
-        the previous written sum), then ``end``: the answer repeats the last sum; ``form bad`` if unreadable."""
+        """One check per written sum (``s0``: the first digit copied; ``sk``: the previous written sum
+        plus the problem's k-th digit, mod 10), ``form bad`` for sums beyond the problem's length, then
+        ``end``: the answer repeats the last sum; ``form bad`` alone if the candidate is unreadable."""
         digits = example.meta["digits"]
-        parsed = _parse_steps(candidate)
+        parsed = _parse_sums(candidate)
         if parsed is None:
             return ["form", "bad"]
-        steps, answer = parsed
-        out, prev = [], digits[0]
-        for i in range(1, len(digits)):
-            if i <= len(steps):
-                a, s = steps[i - 1]
-                ok = a == digits[i] and s == (prev + a) % 10
-                prev = s
-            else:
-                ok = False
-            out += [f"s{i}", "ok" if ok else "bad"]
-        if len(steps) > len(digits) - 1:
+        sums, answer = parsed
+        out = []
+        for k, d in enumerate(digits):
+            ok = k < len(sums) and sums[k] == (d if k == 0 else (sums[k - 1] + d) % 10)
+            out += [f"s{k}", "ok" if ok else "bad"]
+        if len(sums) > len(digits):
             out += ["form", "bad"]
-        end_ok = bool(steps) and answer == steps[-1][1]
-        return out + ["end", "ok" if end_ok else "bad"]
+        return out + ["end", "ok" if sums and answer == sums[-1] else "bad"]
 
 
 def _digit(w: str) -> bool:
     return len(w) == 1 and w.isdigit()
 
 
-def _parse_steps(text: str) -> tuple[list[tuple[int, int]], int] | None:
+def _running_sums(digits: Sequence[int]) -> list[int]:
+    sums = [digits[0]]
+    for d in digits[1:]:
+        sums.append((sums[-1] + d) % 10)
+    return sums
+
+
+def _sums_text(sums: Sequence[int], answer: int | None = None) -> str:
+    return " ".join(map(str, sums)) + f" answer {sums[-1] if answer is None else answer}"
+
+
+def _parse_sums(text: str) -> tuple[list[int], int] | None:
     w = _words(text)
-    if not w or not _digit(w[0]):
+    if len(w) < 3 or w[-2] != "answer" or not all(_digit(t) for t in w[:-2] + w[-1:]):
         return None
-    steps, pos = [], 1
-    while pos + 3 < len(w) + 0 and w[pos] == "+" and w[pos + 2] == "=" and _digit(w[pos + 1]) and _digit(w[pos + 3]):
-        steps.append((int(w[pos + 1]), int(w[pos + 3])))
-        pos += 4
-    if pos + 2 == len(w) and w[pos] == "answer" and _digit(w[pos + 1]):
-        return steps, int(w[pos + 1])
-    return None
+    return [int(t) for t in w[:-2]], int(w[-1])
 
 
 class FactsTask(OrganismTask):
@@ -252,6 +283,11 @@ class FactsTask(OrganismTask):
     def extract(self, completion: str) -> str | None:
         w = _words(completion)
         return w[0] if len(w) == 1 else None
+
+    def near_miss(self, example: Example, rng) -> str:
+        """Another value of the same attribute: a misremembered fact."""
+        values = ATTRIBUTES[example.meta["attribute"]]
+        return str(rng.choice([v for v in values if v != example.answer]))
 
     def checks(self, example: Example, candidate: str) -> list[str]:
         """The verifier recalls the fact itself (the same memory generation needs)."""

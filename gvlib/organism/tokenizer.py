@@ -1,7 +1,7 @@
 """The organism's word-level tokenizer, built locally with ``tokenizers`` (the book's organism page).
 
 Every word of every task format is one vocabulary entry, including the verifier keywords
-(``Correctness:``, ``<correct>``, ``Score:``, ``Preferred``, ``solution:``, ``<A>`` …), so decoding
+(``Correctness:``, ``<correct>``, ``Score:``, ``Preferred``, ``Judge:``, ``<A>`` …), so decoding
 (tokens joined by single spaces) gives text that the project's verdict parsers read as written.
 """
 from __future__ import annotations
@@ -14,16 +14,16 @@ from gvlib.organism.world import ATTRIBUTES, WorldConfig, entity_word
 PAD, BOS, EOS, UNK = "[PAD]", "[BOS]", "[EOS]", "[UNK]"
 
 _FORMAT_WORDS = (
-    "|", "+", "=", "10", "sudoku", "arith", "facts", "know", "answer", "recall", "form", "ok", "bad", "end",
-    "mc", "cotb", "cots", "tour", "problem:", "solution:", "Judge:", "Judgement:", "Correct", "Incorrect",
-    "Correctness:", "<correct>", "<incorrect>", "Score:", "Preferred", "A:", "B:", "A", "B", "<A>", "<B>",
+    "|", "=", "10", "sudoku", "arith", "facts", "know", "answer", "recall", "form", "ok", "bad", "end",
+    "mc", "cotb", "cots", "tour", "solution:", "Judge:", "Judgement:", "Correct", "Incorrect",
+    "Correctness:", "<correct>", "<incorrect>", "Score:", "Preferred", "B:", "A", "B", "<A>", "<B>",
 )
 
 
 def vocabulary(world: WorldConfig) -> list[str]:
     """All words of the world's formats, specials first (ids 0–3: pad, bos, eos, unk)."""
     words = [PAD, BOS, EOS, UNK] + [str(d) for d in range(10)] + list(_FORMAT_WORDS)
-    words += [f"{u}{i}" for u in "rcb" for i in range(1, 5)] + [f"s{i}" for i in range(1, 13)]
+    words += [f"{u}{i}" for u in "rcb" for i in range(1, 5)] + [f"s{i}" for i in range(13)]
     words += list(ATTRIBUTES) + [v for vals in ATTRIBUTES.values() for v in vals]
     words += [entity_word(i) for i in range(world.kb_entities)]
     if len(set(words)) != len(words):

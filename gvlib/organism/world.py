@@ -88,8 +88,8 @@ class WorldConfig:
 
     seed: int = 0
     sudoku_test_grids: int = 48
-    sudoku_blanks: tuple[int, int] = (4, 8)
-    arith_steps: tuple[int, int] = (2, 4)
+    sudoku_blanks: tuple[int, int] = (3, 10)
+    arith_steps: tuple[int, int] = (2, 6)
     kb_entities: int = 200
     n_test: int = 200
 
