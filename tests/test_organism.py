@@ -72,6 +72,7 @@ def test_sudoku_grids_and_checker():
     text = " | ".join(" ".join(map(str, other[4 * r:4 * r + 4])) for r in range(4))
     assert task.score(ex, text) == 0
     assert "bad" in task.checks(ex, text)
+    assert task.checks(ex, ex.answer) == ex.answer.split()  # a right grid is rewritten unchanged
     # swapping two cells of a row breaks the columns
     swapped = grid.copy()
     swapped[0], swapped[1] = swapped[1], swapped[0]
@@ -87,14 +88,14 @@ def test_arith_checker():
     gold = task.gold_completion(ex)
     assert task.score(ex, gold) == 1 and "bad" not in task.checks(ex, gold)
     wrong_answer = gold[:-1] + str((int(gold[-1]) + 1) % 10)
-    assert task.score(ex, wrong_answer) == 0 and task.checks(ex, wrong_answer)[-2:] == ["end", "bad"]
-    words = gold.split()
-    words[1] = str((int(words[1]) + 1) % 10)  # first step's sum wrong
-    assert task.checks(ex, " ".join(words))[:4] == ["s0", "ok", "s1", "bad"]
+    assert task.score(ex, wrong_answer) == 0 and task.checks(ex, wrong_answer)[-2:] == ["answer", "bad"]
     assert task.extract("3 7 answer 7") == "7" and task.extract("no answer") is None
-    # written sums are one per step: arith 7 5 9 2 -> 7 2 1 3 answer 3
-    assert task.gold_completion(task.example((7, 5, 9, 2))) == "7 2 1 3 answer 3"
-    assert task.checks(task.example((7, 5)), "7 2 2 answer 2") == ["s0", "ok", "s1", "ok", "form", "bad", "end", "ok"]
+    # one written sum per digit, right-aligned behind the pads: arith 7 5 9 2 -> 7 2 1 3 answer 3
+    ex = task.example((7, 5, 9, 2))
+    pads = ". " * (task.width - 4)
+    assert ex.question == "arith " + pads + "7 5 9 2" and task.gold_completion(ex) == pads + "7 2 1 3 answer 3"
+    assert task.checks(ex, pads + "7 2 2 3 answer 3") == pads.split() + ["7", "2", "bad", "bad", "answer", "3"]
+    assert task.checks(ex, "7 2 1 3 answer 3") == ["form", "bad"]  # the pads are part of the layout
 
 
 def test_near_misses_are_wrong_and_close():

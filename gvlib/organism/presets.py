@@ -79,10 +79,10 @@ PRESETS: dict[str, Preset] = {
     ),
     "default": Preset(
         name="default",
-        models=(ModelSpec("m1", 24, 2, 2, 64, 400), ModelSpec("m2", 48, 2, 4, 128, 600),
-                ModelSpec("m3", 64, 3, 4, 192, 800), ModelSpec("m4", 96, 4, 4, 256, 1000),
-                ModelSpec("m5", 128, 4, 4, 384, 1200)),
-        seed_stage=SeedConfig(ModelSpec("seed", 64, 3, 4, 192, 800), checkpoints=(400, 800), problems=300,
+        models=(ModelSpec("m1", 64, 2, 2, 128, 300), ModelSpec("m2", 64, 3, 2, 192, 500),
+                ModelSpec("m3", 96, 3, 3, 256, 600), ModelSpec("m4", 96, 4, 3, 384, 800),
+                ModelSpec("m5", 128, 4, 4, 512, 1000)),
+        seed_stage=SeedConfig(ModelSpec("seed", 64, 3, 2, 192, 600), checkpoints=(300, 600), problems=300,
                               samples=2, temperatures=(0.7, 1.2)),
     ),
 }

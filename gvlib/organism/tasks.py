@@ -135,23 +135,21 @@ class SudokuTask(OrganismTask):
         return float(self.checks(example, completion).count("bad") == 0)
 
     def checks(self, example: Example, candidate: str) -> list[str]:
-        """``form bad`` for a malformed grid, else one step-wise check per unit: the unit's name, its
-        four digits copied from the candidate, then ``ok`` / ``bad`` (rows also check the givens).
+        """``form bad`` for a malformed grid, else the candidate's grid rewritten cell by cell, each cell
+        that breaks a rule replaced by ``bad``: its digit repeats in its row, column or box, or it
+        contradicts a given. A grid with no ``bad`` cell is the solution.
 
-        Writing the digits first makes every verdict local (are these four distinct?), which is what
-        makes checking easier than producing."""
+        Each cell is checked where it is rewritten, against the few cells it shares a unit with: a local
+        check at a fixed place, which is what makes checking easier than producing."""
         grid = _parse_grid(candidate)
         if grid is None:
             return ["form", "bad"]
         puzzle = example.meta["puzzle"]
-        out = []
-        for name, cells in sudoku_units():
-            ok = sorted(grid[i] for i in cells) == [1, 2, 3, 4]
-            if name.startswith("r"):
-                ok = ok and all(puzzle[i] in (0, grid[i]) for i in cells)
-            out += [name, *(str(grid[i]) for i in cells), "ok" if ok else "bad"]
-        return out
-
+        cells = []
+        for i, v in enumerate(grid):
+            clash = any(grid[j] == v for _, unit in sudoku_units() if i in unit for j in unit if j != i)
+            cells.append("bad" if clash or puzzle[i] not in (0, v) else str(v))
+        return " | ".join(" ".join(cells[4 * r:4 * r + 4]) for r in range(4)).split()
 
     def near_miss(self, example: Example, rng) -> str:
         """The solution with one cell changed (half the time), two cells changed, or two cells of a unit
@@ -181,36 +179,48 @@ def _parse_grid(text: str) -> tuple[int, ...] | None:
 
 
 class ArithTask(OrganismTask):
-    """Running sums mod 10, one written sum per step: ``arith 7 5 9 2 =`` → ``7 2 1 3 answer 3``.
+    """Running sums mod 10, one written sum per step: ``arith . . 7 5 9 2 =`` → ``. . 7 2 1 3 answer 3``.
 
-    The k-th written number is the sum of the first k + 1 digits mod 10: each step adds the next
-    digit of the problem to the previous written sum (the GSM8K analogue: a chain of simple steps,
-    every one of which must be right)."""
+    The k-th written number is the sum of the first k + 1 digits mod 10: each step adds the next digit
+    of the problem to the previous written sum (the GSM8K analogue: a chain of simple steps, every one
+    of which must be right). Problems have 3 to ``width`` digits, right-aligned behind ``.`` pads that
+    the solution copies, so every sum sits at the same distance from the digit it adds, whatever the
+    problem's length: the number of digits is the difficulty, not the layout."""
 
     name = "organism/arith"
     max_new_tokens = 24
     verifier_max_new_tokens = 48
 
+    def __init__(self, examples: Sequence[Example], world: World):
+        super().__init__(examples)
+        self.width = world.config.arith_steps[1] + 1
+
     def example(self, problem: tuple) -> Example:
         digits = tuple(int(d) for d in problem)
-        if len(digits) < 2 or any(not 0 <= d <= 9 for d in digits):
-            raise ValueError(f"arith problem {problem}: expected at least two digits 0-9")
+        if not 2 <= len(digits) <= self.width or any(not 0 <= d <= 9 for d in digits):
+            raise ValueError(f"arith problem {problem}: expected 2 to {self.width} digits 0-9")
         total = sum(digits) % 10
-        return Example(id="arith-" + "".join(map(str, digits)), question="arith " + " ".join(map(str, digits)),
+        return Example(id="arith-" + "".join(map(str, digits)),
+                       question="arith " + " ".join(self._pads(digits) + [str(d) for d in digits]),
                        answer=str(total), meta={"digits": digits})
 
+    def _pads(self, digits: Sequence[int]) -> list[str]:
+        return ["."] * (self.width - len(digits))
+
     def gold_completion(self, example: Example) -> str:
-        return _sums_text(_running_sums(example.meta["digits"]))
+        digits = example.meta["digits"]
+        return _sums_text(self._pads(digits), _running_sums(digits))
 
     def near_miss(self, example: Example, rng) -> str:
         """One step's sum wrong and the error carried to the end (a slip in the middle of a chain), or,
         a quarter of the time, only the final answer miscopied."""
-        sums = _running_sums(example.meta["digits"])
+        digits = example.meta["digits"]
+        sums = _running_sums(digits)
         if rng.random() < 0.75:
             i, delta = int(rng.integers(1, len(sums))), int(rng.integers(1, 10))
             sums = sums[:i] + [(s + delta) % 10 for s in sums[i:]]
-            return _sums_text(sums)
-        return _sums_text(sums, answer=(sums[-1] + int(rng.integers(1, 10))) % 10)
+            return _sums_text(self._pads(digits), sums)
+        return _sums_text(self._pads(digits), sums, answer=(sums[-1] + int(rng.integers(1, 10))) % 10)
 
     def extract(self, completion: str) -> str | None:
         w = _words(completion)
@@ -220,21 +230,20 @@ class ArithTask(OrganismTask):
         return w[idx[-1] + 1]
 
     def checks(self, example: Example, candidate: str) -> list[str]:
-        """One check per written sum (``s0``: the first digit copied; ``sk``: the previous written sum
-        plus the problem's k-th digit, mod 10), ``form bad`` for sums beyond the problem's length, then
-        ``end``: the answer repeats the last sum; ``form bad`` alone if the candidate is unreadable."""
+        """The candidate rewritten with each wrong step replaced by ``bad``: a written sum is right when
+        it is the previous written sum plus the problem's digit in the same column, mod 10 (the first:
+        the first digit copied); the answer is right when it repeats the last sum. ``form bad`` when
+        the candidate is not one sum per digit behind the problem's pads."""
         digits = example.meta["digits"]
         parsed = _parse_sums(candidate)
-        if parsed is None:
+        if parsed is None or parsed[0] != len(self._pads(digits)) or len(parsed[1]) != len(digits):
             return ["form", "bad"]
-        sums, answer = parsed
-        out = []
+        _, sums, answer = parsed
+        out = self._pads(digits)
         for k, d in enumerate(digits):
-            ok = k < len(sums) and sums[k] == (d if k == 0 else (sums[k - 1] + d) % 10)
-            out += [f"s{k}", "ok" if ok else "bad"]
-        if len(sums) > len(digits):
-            out += ["form", "bad"]
-        return out + ["end", "ok" if sums and answer == sums[-1] else "bad"]
+            ok = sums[k] == (d if k == 0 else (sums[k - 1] + d) % 10)
+            out.append(str(sums[k]) if ok else "bad")
+        return out + ["answer", str(answer) if answer == sums[-1] else "bad"]
 
 
 def _digit(w: str) -> bool:
@@ -248,15 +257,18 @@ def _running_sums(digits: Sequence[int]) -> list[int]:
     return sums
 
 
-def _sums_text(sums: Sequence[int], answer: int | None = None) -> str:
-    return " ".join(map(str, sums)) + f" answer {sums[-1] if answer is None else answer}"
+def _sums_text(pads: list[str], sums: Sequence[int], answer: int | None = None) -> str:
+    return " ".join(pads + [str(v) for v in sums]) + f" answer {sums[-1] if answer is None else answer}"
 
 
-def _parse_sums(text: str) -> tuple[list[int], int] | None:
+def _parse_sums(text: str) -> tuple[int, list[int], int] | None:
+    """(pads, written sums, answer) of ``. . 7 2 1 3 answer 3``, or None when unreadable."""
     w = _words(text)
-    if len(w) < 3 or w[-2] != "answer" or not all(_digit(t) for t in w[:-2] + w[-1:]):
+    pads = next((i for i, t in enumerate(w) if t != "."), len(w))
+    body = w[pads:]
+    if len(body) < 3 or body[-2] != "answer" or not all(_digit(t) for t in body[:-2] + body[-1:]):
         return None
-    return [int(t) for t in w[:-2]], int(w[-1])
+    return pads, [int(t) for t in body[:-2]], int(body[-1])
 
 
 class FactsTask(OrganismTask):
@@ -302,7 +314,7 @@ def make_task(short: str, world: World, examples: Sequence[Example] = ()) -> Org
     if short not in _CLASSES:
         raise ValueError(f"unknown organism task {short!r}: expected one of {TASKS}")
     cls = _CLASSES[short]
-    return cls(examples, world) if cls is FactsTask else cls(examples)
+    return cls(examples) if cls is SudokuTask else cls(examples, world)
 
 
 def world_config_of(directory: str | Path) -> WorldConfig:

@@ -14,7 +14,7 @@ from gvlib.organism.world import ATTRIBUTES, WorldConfig, entity_word
 PAD, BOS, EOS, UNK = "[PAD]", "[BOS]", "[EOS]", "[UNK]"
 
 _FORMAT_WORDS = (
-    "|", "=", "10", "sudoku", "arith", "facts", "know", "answer", "recall", "form", "ok", "bad", "end",
+    "|", ".", "=", "10", "sudoku", "arith", "facts", "know", "answer", "recall", "form", "bad",
     "mc", "cotb", "cots", "tour", "solution:", "Judge:", "Judgement:", "Correct", "Incorrect",
     "Correctness:", "<correct>", "<incorrect>", "Score:", "Preferred", "B:", "A", "B", "<A>", "<B>",
 )
@@ -23,7 +23,6 @@ _FORMAT_WORDS = (
 def vocabulary(world: WorldConfig) -> list[str]:
     """All words of the world's formats, specials first (ids 0–3: pad, bos, eos, unk)."""
     words = [PAD, BOS, EOS, UNK] + [str(d) for d in range(10)] + list(_FORMAT_WORDS)
-    words += [f"{u}{i}" for u in "rcb" for i in range(1, 5)] + [f"s{i}" for i in range(13)]
     words += list(ATTRIBUTES) + [v for vals in ATTRIBUTES.values() for v in vals]
     words += [entity_word(i) for i in range(world.kb_entities)]
     if len(set(words)) != len(words):
