@@ -69,7 +69,7 @@ def preset_path(notebook: str, preset: str) -> Path | None:
     return path
 
 
-def _inputs_key(notebook: str, preset: Path | None) -> str:
+def _inputs_key(notebook: str, preset: Path | None, overrides: dict | None = None) -> str:
     h = hashlib.sha256()
     sources = [NOTEBOOK_DIR / f"{notebook}.ipynb", *sorted((REPO_ROOT / "gvlib").rglob("*.py"))]
     if preset is not None:
@@ -78,6 +78,8 @@ def _inputs_key(notebook: str, preset: Path | None) -> str:
         h.update(path.relative_to(REPO_ROOT).as_posix().encode())
         h.update(path.read_bytes())
     h.update(repository_url().encode())
+    if overrides:
+        h.update(json.dumps(overrides, sort_keys=True).encode())
     return h.hexdigest()
 
 
@@ -170,14 +172,18 @@ def _up_to_date(output: Path, key: str) -> bool:
         return False
 
 
-def execute(notebook: str, preset: str, *, force: bool = False, generated: Path = GENERATED_DIR) -> float:
-    """Execute one notebook (:func:`prepare`) with papermill into ``generated``; returns the seconds it took."""
+def execute(notebook: str, preset: str, *, force: bool = False, generated: Path = GENERATED_DIR,
+            overrides: dict | None = None) -> float:
+    """Execute one notebook (:func:`prepare`) with papermill into ``generated``; returns the seconds it took.
+
+    ``overrides``: parameter values that replace the preset's (e.g. ``{"organism": "default-s1"}``).
+    """
     import papermill
 
     params_file = preset_path(notebook, preset)
-    parameters = (yaml.safe_load(params_file.read_text()) or {}) if params_file else {}
+    parameters = {**((yaml.safe_load(params_file.read_text()) or {}) if params_file else {}), **(overrides or {})}
     output = generated / f"{notebook}.ipynb"
-    key = _inputs_key(notebook, params_file)
+    key = _inputs_key(notebook, params_file, overrides)
     if not force and _up_to_date(output, key):
         print(f"  {notebook}: unchanged since its last run, reused", flush=True)
         return 0.0

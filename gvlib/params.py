@@ -80,6 +80,18 @@ def _all_strings(v) -> str | None:
     return f"must hold non-empty strings; got {bad}" if bad else None
 
 
+def organism_preset(v) -> str | None:
+    """None (no organism), or a name :func:`gvlib.organism.presets.get_preset` knows (``default-s1`` included)."""
+    if v is None:
+        return None
+    from gvlib.organism.presets import get_preset  # imports torch: only when a notebook names an organism
+    try:
+        get_preset(v)
+    except ValueError as e:
+        return f"names no organism family: {e}"
+    return None
+
+
 def _options_by_model(v) -> str | None:
     bad = [k for k, o in v.items() if not isinstance(o, dict)]
     return f"must map '*' or a model id to a dict of options; {bad} do not" if bad else None
@@ -91,7 +103,8 @@ _PAPER_FAMILIES = ("Qwen-1.5", "Qwen-2", "Llama-2", "Llama-3", "Llama-3.1", "Yi-
 #: What the three claim notebooks (scaling, cross_verification, unimprovable) share: the models
 #: (gvlib.claims.resolve_models), the sampling settings (paper §3) and the run's engine and seed.
 _CLAIM_COMMON: dict[str, Param] = {
-    "organism": Param((str, type(None)), "organism family preset (gvlib.organism.PRESETS), or None to run `models`"),
+    "organism": Param((str, type(None)), "organism family preset (gvlib.organism.PRESETS, or <preset>-s<N>: trained "
+                      "with seed N), or None to run `models`", organism_preset),
     "models": Param(list, "Hugging Face ids or local paths, smallest first (used when organism is None)", _all_strings),
     "data_dir": Param((str, type(None)), "folder holding the real tasks' JSONL files, or None for Hugging Face datasets"),
     "n_prompts": Param(int, "test problems evaluated (the first ones)", in_range(1)),
@@ -144,8 +157,8 @@ NOTEBOOKS: dict[str, dict[str, Param]] = {
         "paper_family": Param(str, "the paper's family whose NQ and Sudoku rows are shown", one_of(*_PAPER_FAMILIES)),
     },
     "organism": {
-        "organism": Param((str, type(None)), "organism family preset (gvlib.organism.PRESETS), or None for a build "
-                          "without the organism"),
+        "organism": Param((str, type(None)), "organism family preset (gvlib.organism.PRESETS, or <preset>-s<N>), or "
+                          "None for a build without the organism", organism_preset),
         "n_prompts": Param(int, "test problems per task (the first ones)", in_range(1)),
         "n_samples": Param(int, "samples per prompt", in_range(1)),
         "temperature": Param(float, "sampling temperature of generator and verifier (paper: 0.7)", in_range(0.0)),
@@ -155,7 +168,8 @@ NOTEBOOKS: dict[str, dict[str, Param]] = {
         "seed": Param(int, "seed of sampling and verification", in_range(0)),
     },
     "iterative": {
-        "organism": Param((str, type(None)), "organism family preset (gvlib.organism.PRESETS), or None to use `model` as given"),
+        "organism": Param((str, type(None)), "organism family preset (gvlib.organism.PRESETS, or <preset>-s<N>), or None "
+                          "to use `model` as given", organism_preset),
         "model": Param(str, "f_0: a member of the organism family, or a Hugging Face id / local path", non_empty),
         "fixed_verifier": Param(str, "the fixed verifier (organism member, HF id or path); '' for f_0 itself, frozen"),
         "task": Param(str, "task name for gvlib.tasks.load", non_empty),

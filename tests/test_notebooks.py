@@ -7,6 +7,7 @@ import papermill
 import pytest
 import yaml
 
+from gvlib.organism import seeds
 from gvlib.params import NOTEBOOKS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,6 +62,9 @@ def test_organism_page_quotes_its_own_run(tmp_path, monkeypatch):
     arith = [r["accuracy %"] for r in rows if r["task"] == "organism/arith"]
     assert "`organism/arith`: " + ", ".join(f"{a:.1f}" for a in arith) + "%" in text
     assert "Mean P(Correct) of each member's own samples: t1 " in text
+    # the seed table of the tiny preset, or a visible STALE mark where there is none or it is out of date
+    stale = seeds.stale_reason(seeds.load_table("tiny"), "tiny")
+    assert ("**STALE: " in text) == (stale is not None) and "python -m gvlib.organism.seeds --preset default" in text
 
 
 def test_organism_page_is_built_from_the_notebook():

@@ -5,12 +5,13 @@ Public API
 ensure_family(preset="default", out=None) -> Family   train or reuse a preset's family (cached)
 Family, ModelEntry                                   the trained members: name, path, params, flops …
 load_task(name, split="test", limit=None, seed=0, family=None)   "organism/sudoku" | "/arith" | "/facts"
-PRESETS, get_preset                                  the presets (``tiny``, ``default``)
+PRESETS, get_preset, seeded_name                     the presets (``tiny``, ``default``; ``default-s1``: seed 1)
 
-Command line: ``python -m gvlib.organism --preset default --out DIR``.
+Command line: ``python -m gvlib.organism --preset default [--seed N] [--out DIR]``; the seed table:
+``python -m gvlib.organism.seeds --preset default --seeds 0 1 2``.
 """
 from gvlib.organism.family import Family, ModelEntry, default_dir, ensure_family
-from gvlib.organism.presets import PRESETS, get_preset
+from gvlib.organism.presets import PRESETS, get_preset, seeded_name
 from gvlib.organism.tasks import load_task
 
-__all__ = ["Family", "ModelEntry", "PRESETS", "default_dir", "ensure_family", "get_preset", "load_task"]
+__all__ = ["Family", "ModelEntry", "PRESETS", "default_dir", "ensure_family", "get_preset", "load_task", "seeded_name"]

@@ -3,6 +3,14 @@
 A preset is everything that determines the trained models; its hash, with the digest of the
 code that trains it (:func:`code_version`), keys the cache.
 
+Training seeds. ``<preset>-s<N>`` (e.g. ``default-s1``) names preset ``<preset>`` trained with training
+seed N: :attr:`Preset.seed` seeds the seed model and its candidates, the corpus stream and every member's
+initial weights; everything else, the world included, is the preset's. The world's seed
+(:attr:`WorldConfig.seed`) deliberately stays fixed: it draws the test problems, the knowledge base and
+the held-out Sudoku grids, so families of different training seeds are judged on the same problems and
+their verdicts differ only through training (the spread that ``python -m gvlib.organism.seeds`` reports).
+Seed 0 is the preset itself: ``default-s0`` is ``default``, with its name, cache directory and key.
+
 Measured, cold ``make book`` from a fresh clone on an idle 2-core AMD EPYC (training on both cores,
 :func:`gvlib.threads.training_threads`): ``default`` 880 s, seed stage and m1–m5 done at
 124/178/286/497/880 s; the same code on one thread took 1,434 s, and both gave bit-identical weights.
@@ -12,7 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, replace
 
 from gvlib.codehash import source_digest
 from gvlib.organism.corpus import Mixture
@@ -88,7 +97,35 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+#: A seeded preset name: ``<preset>-s<N>`` (N without leading zeros).
+_SEEDED = re.compile(r"(?P<base>.+)-s(?P<seed>0|[1-9][0-9]*)")
+
+
+def parse_name(name: str) -> tuple[str, int]:
+    """``(preset, training seed)`` that a preset name stands for: ``"default"`` gives ``("default", 0)``,
+    ``"default-s1"`` ``("default", 1)``; any other name is an error that lists the valid ones."""
+    if name in PRESETS:
+        return name, PRESETS[name].seed
+    seeded = _SEEDED.fullmatch(name) if isinstance(name, str) else None
+    if seeded and seeded["base"] in PRESETS:
+        return seeded["base"], int(seeded["seed"])
+    raise ValueError(f"unknown organism preset {name!r}: expected one of {sorted(PRESETS)} or <preset>-s<N> "
+                     f"(that preset with training seed N, e.g. 'default-s1')")
+
+
+def seeded_name(preset: str, seed: int) -> str:
+    """The name of ``preset`` trained with training seed ``seed``: ``preset`` itself for its own seed (0),
+    else ``<preset>-s<seed>``."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown organism preset {preset!r} to seed: expected one of {sorted(PRESETS)}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"training seed must be an int >= 0, got {seed!r}")
+    return preset if seed == PRESETS[preset].seed else f"{preset}-s{seed}"
+
+
 def get_preset(name: str) -> Preset:
-    if name not in PRESETS:
-        raise ValueError(f"unknown organism preset {name!r}: expected one of {sorted(PRESETS)}")
-    return PRESETS[name]
+    """The preset called ``name``: one of :data:`PRESETS`, or ``<preset>-s<N>``, that preset with training seed N
+    (:func:`parse_name`)."""
+    base, seed = parse_name(name)
+    preset = PRESETS[base]
+    return preset if seed == preset.seed else replace(preset, name=seeded_name(base, seed), seed=seed)
