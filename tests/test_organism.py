@@ -52,11 +52,25 @@ def family_run(tmp_path_factory):
         if entry.name == "a":
             raise Stop
 
-    with pytest.raises(Stop):
-        ensure_family(preset, out, on_model_done=stop_after_first)
-    first_manifest = (out / "a" / "manifest.json").read_text()
-    resumed = ensure_family(preset, out)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GVLIB_THREADS", "1")  # one member after the other, so the stop comes between them
+        with pytest.raises(Stop):
+            ensure_family(preset, out, on_model_done=stop_after_first)
+        first_manifest = (out / "a" / "manifest.json").read_text()
+        resumed = ensure_family(preset, out)
     return preset, out, resumed, first_manifest
+
+
+def test_members_trained_in_parallel_equal_those_trained_in_turn(family_run, tmp_path, monkeypatch):
+    """Two worker processes of one thread each give the weights one process gives, member by member."""
+    from safetensors.torch import load_file
+    preset, out, _, _ = family_run
+    monkeypatch.setenv("GVLIB_THREADS", "2")
+    parallel = ensure_family(preset, tmp_path / "parallel")
+    assert parallel.trained_now == ["a", "b"]
+    for m in parallel.models:
+        ours, theirs = load_file(m.path / "model.safetensors"), load_file(out / m.name / "model.safetensors")
+        assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours), m.name
 
 
 # -- tasks and checkers ------------------------------------------------------------------------

@@ -6,13 +6,18 @@ directory; seed 0 is ``NAME`` itself); ``NAME`` may also be a seeded name such a
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
-from gvlib.organism.family import ensure_family
+from gvlib.organism.family import ensure_family, train_member_job
 from gvlib.organism.presets import get_preset, seeded_name
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--worker"]:  # one member of a family trained in its own process (gvlib.organism.family)
+        train_member_job(argv[1])
+        return
     ap = argparse.ArgumentParser(prog="python -m gvlib.organism", description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="default", help="organism preset, e.g. default, tiny or default-s1")
     ap.add_argument("--seed", type=int, default=None, help="training seed (default: the preset's own, 0)")

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import fcntl
 import json
-import multiprocessing
 import os
+import pickle
 import platform
 import shutil
+import subprocess
+import sys
+import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -117,14 +119,11 @@ def _build(preset: Preset, out: Path, on_model_done) -> Family:
         if spec not in todo:
             report_in_order(spec.name, _read_manifest(out / spec.name))
     if workers > 1:  # one process per member, largest first, the cores split between them
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            jobs = [pool.submit(_train_member, preset, out, spec, training_threads() // workers)
-                    for spec in sorted(todo, key=lambda s: s.hidden ** 2 * s.layers * s.steps, reverse=True)]
-            for job in as_completed(jobs):
-                report_in_order(*job.result())
+        _train_in_processes(preset, out, todo, workers, report_in_order)
     else:
         for spec in todo:
             report_in_order(*_train_member(preset, out, spec, None))
+
     family = {
         "preset": preset.name, "key": preset.key(), "code_version": code_version(), "world": preset.world.to_dict(),
         "config": preset.to_dict(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -132,6 +131,42 @@ def _build(preset: Preset, out: Path, on_model_done) -> Family:
     }
     _write_json_atomic(out / "family.json", family)
     return Family(preset.name, out, preset.world, entries, [s.name for s in todo])
+
+
+def _train_in_processes(preset: Preset, out: Path, todo: list, workers: int, done: Callable[[str, dict], None]) -> None:
+    """Train ``todo`` in up to ``workers`` processes at once (``python -m gvlib.organism --worker JOB``),
+    largest member first, ``done(name, manifest)`` as each finishes. A fresh interpreter per member,
+    not a ``multiprocessing`` pool, so the caller's script is never re-imported; a failed member
+    stops the others and raises."""
+    threads = max(1, training_threads() // workers)
+    queue = sorted(todo, key=lambda s: s.hidden ** 2 * s.layers * s.steps, reverse=True)
+    running: dict[str, subprocess.Popen] = {}
+    with tempfile.TemporaryDirectory(dir=out, prefix=".tmp-jobs-") as jobs:
+        try:
+            while queue or running:
+                while queue and len(running) < workers:
+                    spec = queue.pop(0)
+                    job = Path(jobs) / f"{spec.name}.pkl"
+                    job.write_bytes(pickle.dumps((preset, out, spec, threads)))
+                    running[spec.name] = subprocess.Popen([sys.executable, "-m", "gvlib.organism", "--worker", str(job)])
+                time.sleep(0.2)
+                for name, proc in list(running.items()):
+                    if proc.poll() is None:
+                        continue
+                    del running[name]
+                    if proc.returncode != 0:
+                        raise RuntimeError(f"training member {name!r} of {preset.name} failed (exit code "
+                                           f"{proc.returncode}); its error is printed above")
+                    done(name, _read_manifest(out / name))
+        finally:
+            for proc in running.values():
+                proc.kill()
+
+
+def train_member_job(job: str | Path) -> None:
+    """The worker side of :func:`_train_in_processes`: train the member a job file describes."""
+    preset, out, spec, threads = pickle.loads(Path(job).read_bytes())
+    _train_member(preset, out, spec, threads)
 
 
 def _pools(preset: Preset, out: Path):
