@@ -164,6 +164,8 @@ NOTEBOOKS: dict[str, dict[str, Param]] = {
         "temperature": Param(float, "sampling temperature of generator and verifier (paper: 0.7)", in_range(0.0)),
         "top_p": Param(float, "nucleus sampling mass (paper: 0.9)", in_range(0.0, 1.0, lo_open=True)),
         "mc_threshold": Param(float, "the global MC threshold whose yield is reported", in_range(0.0, 1.0)),
+        "tournament_rounds": Param(int, "Tournament: the rounds it runs (the scaling chapter's, so its "
+                                   "verifications are read back from the cache)", in_range(1)),
         "cpu_threads": Param((int, type(None)), "torch CPU threads while sampling (None: torch's default)", in_range(1)),
         "seed": Param(int, "seed of sampling and verification", in_range(0)),
     },

@@ -437,3 +437,25 @@ def test_bench_times_the_organisms_training_loop():
     assert row["train_matmul_fraction"] == pytest.approx(6 * row["params"] * row["train_tok_s"] / 1e9)
     line = next(x for x in report({"torch_threads": 1}, 1e9, [], [], None, [row]).splitlines() if x.split()[:1] == ["m1"])
     assert f"{row['train_tok_s']:.0f}" in line.split()
+
+
+def test_near_miss_share_of_the_verification_documents():
+    """``Mixture.near_miss`` is the share of verification documents about a fresh train problem, shown
+    with its gold solution or a near miss, half each; a share outside [0, 1] is refused."""
+    from gvlib.organism.corpus import Mixture
+
+    with pytest.raises(ValueError, match="near_miss"):
+        Mixture(near_miss=1.5)
+    vocab = build_tokenizer(WORLD.config).get_vocab()
+    inv = {i: w for w, i in vocab.items()}
+    pools = {t: CandidatePool(TASKS[t], [{"problem": p, "completion": "1 2", "u": 0}
+                                         for p in WORLD.problems(t, "train", limit=20)]) for t in TASKS}
+    mixture = Mixture(kinds={"verify": 1.0}, methods={"mc": 1.0}, near_miss=1.0)
+    corpus = Corpus(WORLD, TASKS, vocab, mixture, pools, seed=2)
+    verdicts = []
+    for _ in range(300):
+        ids, _, _ = corpus.document()
+        words = [inv[i] for i in ids[1:-1]]
+        assert words[words.index("=") + 1:words.index("mc")] != ["1", "2"]  # never a pool candidate
+        verdicts.append(words[-1])
+    assert 0.4 < verdicts.count("Correct") / len(verdicts) < 0.6
