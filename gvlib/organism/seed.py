@@ -14,6 +14,7 @@ import numpy as np
 
 from gvlib.backends.base import SamplingParams
 from gvlib.backends.hf import HFBackend
+from gvlib.backends.text import derive_seed
 
 from gvlib.organism.corpus import Corpus, Mixture
 from gvlib.organism.tasks import OrganismTask
@@ -40,8 +41,9 @@ def seed_candidates(world: World, tasks: dict[str, OrganismTask], tokenizer, cfg
                     train: TrainConfig, mixture: Mixture, seed: int) -> dict[str, list[dict]]:
     """Train the seed model and return labelled samples per task: dicts problem/completion/u/step/temperature."""
     gen_only = replace(mixture, kinds={k: w for k, w in mixture.kinds.items() if k != "verify"})
-    corpus = Corpus(world, tasks, tokenizer.get_vocab(), gen_only, seed=seed + 1)
-    model = build_model(cfg.model, tokenizer, train, seed + 1)
+    own = derive_seed(seed, "seed-model") % 2 ** 31  # not any member's seed, nor another training seed's
+    corpus = Corpus(world, tasks, tokenizer.get_vocab(), gen_only, seed=own)
+    model = build_model(cfg.model, tokenizer, train, own)
     records: dict[str, list[dict]] = {t: [] for t in tasks}
     rng = np.random.default_rng([seed, 13])
 
