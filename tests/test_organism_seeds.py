@@ -39,7 +39,7 @@ def test_a_bad_name_fails_clearly(bad):
                                          r"or <preset>-s<N> \(that preset with training seed N, e.g. 'default-s1'\)"):
         get_preset(bad)
     namespace = {"organism": bad, "n_prompts": 4, "n_samples": 2, "temperature": 0.7, "top_p": 0.9,
-                 "mc_threshold": 0.8, "cpu_threads": 1, "seed": 0}
+                 "mc_threshold": 0.8, "tournament_rounds": 1, "cpu_threads": 1, "seed": 0}
     with pytest.raises(ParameterError, match=rf"parameter 'organism' names no organism family: unknown organism "
                                              rf"preset '{bad}'"):
         validate("organism", namespace)
