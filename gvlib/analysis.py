@@ -7,16 +7,16 @@ Everything here reads samples' utilities ``u`` and verifier scores or keep decis
   "tune the threshold on a small model, transfer it" (§6.1) as a loss: :func:`threshold_sweep`,
   :func:`transfer_loss`.
 * **Tournament by round** (§6.1, Fig. 6): :func:`tournament_by_round`.
-* **Non-overlap** (§6.2, Figs. 7, 18, 19): per-prompt gap spreads and Pearson correlations:
+* **Non-overlap** (§6, Figs. 7, 18, 19): per-prompt gap spreads and Pearson correlations:
   :func:`gap_spread`, :func:`pearson`, :func:`correlations`.
-* **AND-ensembles** (§6.3, Tabs. 3 and 8): keep a sample only if every filter keeps it:
+* **AND-ensembles** (§6, Tabs. 3 and 8): keep a sample only if every filter keeps it:
   :func:`ensemble_gaps`, :func:`ensemble_exceptions`.
 * **The gap from the verifier's ROC** (beyond the paper): a filter with true and false positive rates
   (TPR, FPR) predicts each prompt's ver_x from its acc_x (:func:`gvlib.metrics.predicted_ver`);
   :func:`prediction_check` compares the prediction with the measured gap, :func:`rates_by_accuracy`
   shows where the rates vary with the prompt, :func:`gvlib.metrics.gap_from_weights` with ``w = u`` is
   the perfect verifier, and :func:`likelihood_ratio_for` the verifier quality a given gain needs.
-* **Verification compute** (beyond the paper; its §7 lists more verifications per generation as future
+* **Verification compute** (beyond the paper, which lists more verifications per generation as future
   work): :func:`inference_flops`, :func:`split_at_budget`.
 """
 from __future__ import annotations
@@ -103,7 +103,7 @@ def pearson(x, y) -> float | None:
 
 
 def correlations(values: Mapping[str, np.ndarray]) -> pd.DataFrame:
-    """Pearson correlations between every pair of named arrays (paper §6.2, Figs. 7, 18: the verifiers'
+    """Pearson correlations between every pair of named arrays (paper §6, Figs. 7, 18: the verifiers'
     scores û over samples, or their per-prompt gaps over prompts); None where one is constant."""
     names = list(values)
     return pd.DataFrame([[pearson(values[a], values[b]) for b in names] for a in names], index=names, columns=names)
@@ -111,14 +111,14 @@ def correlations(values: Mapping[str, np.ndarray]) -> pd.DataFrame:
 
 def gap_spread(results: Mapping[str, GapResult]) -> pd.DataFrame:
     """Per method: the mean and standard deviation over prompts of the per-prompt gap ver_x − acc_x, and
-    its Pearson correlation with acc_x (paper §6.2, Fig. 7: MC far more dispersed than CoT)."""
+    its Pearson correlation with acc_x (paper §6, Fig. 7: MC far more dispersed than CoT)."""
     rows = [{"method": name, "mean": float(r.per_prompt_absolute.mean()), "sd": float(r.per_prompt_absolute.std()),
              "corr_with_accuracy": pearson(r.per_prompt_absolute, r.acc)} for name, r in results.items()]
     return pd.DataFrame(rows).set_index("method")
 
 
 def and_filter(weights: Sequence) -> np.ndarray:
-    """Keep a sample only if every filter keeps it: the product of 0/1 keep decisions (paper §6.3)."""
+    """Keep a sample only if every filter keeps it: the product of 0/1 keep decisions (paper §6)."""
     if not len(weights):
         raise ValueError("an AND-ensemble needs at least one filter")
     arrays = [np.asarray(w, dtype=float) for w in weights]
@@ -130,7 +130,7 @@ def and_filter(weights: Sequence) -> np.ndarray:
 
 
 def ensemble_gaps(u, weights: Mapping[str, np.ndarray]) -> dict[tuple[str, ...], GapResult]:
-    """The gap of every single filter and every AND-combination of them (paper §6.3, Tabs. 3 and 8),
+    """The gap of every single filter and every AND-combination of them (paper §6, Tabs. 3 and 8),
     singles first, then pairs, ..., all; each combination in the order ``weights`` names the filters."""
     names = list(weights)
     return {combo: gap_from_weights(u, and_filter([weights[n] for n in combo]))
@@ -138,7 +138,7 @@ def ensemble_gaps(u, weights: Mapping[str, np.ndarray]) -> dict[tuple[str, ...],
 
 
 def ensemble_exceptions(gaps: Mapping[tuple[str, ...], float]) -> dict:
-    """The paper's exceptions to "an AND-ensemble helps" (§6.3, Tab. 8), counted over the combinations of
+    """The paper's exceptions to "an AND-ensemble helps" (§6, Tab. 8), counted over the combinations of
     two or more filters in ``gaps`` ({combination: gap}, with every single filter as a 1-tuple):
 
     * ``with_negative_member``: combinations that include a filter whose own gap is negative, and

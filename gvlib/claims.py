@@ -38,7 +38,7 @@ from gvlib.verifiers import Verification  # noqa: E402
 
 __all__ = ["Model", "resolve_models", "load_task", "Filter", "make_filters", "Grid", "run_grid", "untested",
            "method_untested", "slope_ci", "trend_counts", "trend_tests", "unimprovable_check", "percent",
-           "paper_scaling", "quiet", "verification_seed", "repeat_verifications", "paper_ensemble"]
+           "paper_scaling", "quiet", "verification_seed", "repeat_verifications", "paper_ensemble", "keep_weights", "mean_tokens"]
 
 
 @dataclass(frozen=True)
@@ -560,21 +560,23 @@ def _repeat_stage(model: Model, task: Task, to_verify: dict[str, Generations], m
 
 
 def repeat_verifications(models: Sequence[Model], task: Task, generations: dict[str, Generations], method: str,
-                         m: int, *, seed: int = 0, temperature: float = 0.7, top_p: float = 0.9, backend: str = "auto",
-                         backend_options: dict | None = None, threads: int | None = None) -> dict[str, list[Verification]]:
-    """``m`` independent self-verifications of every sample of each model in ``models`` with ``method``
-    (seeds :func:`verification_seed`): the paper's one verification per sample (§3) is the first; the
-    paper lists more verifications per generation as future work (§7). {model: [m Verifications]}."""
+                         indices: Sequence[int], *, seed: int = 0, temperature: float = 0.7, top_p: float = 0.9,
+                         backend: str = "auto", backend_options: dict | None = None,
+                         threads: int | None = None) -> dict[str, list[Verification]]:
+    """Independent self-verifications of every sample of each model in ``models`` with ``method``, one per
+    index j in ``indices`` (seed :func:`verification_seed`; j = 0 is the paper's one verification per
+    sample, §3, which :func:`run_grid` already ran). The paper lists more verifications per generation as
+    future work (§6). Returns {model: [one Verification per index]}."""
     if method not in ("cot_score", "cot_binary"):
         raise ValueError(f"repeated verifications are sampled ones: cot_score or cot_binary, not {method!r}")
-    if m < 1:
-        raise ValueError(f"need at least one verification per sample; got m={m}")
+    if not len(indices) or min(indices) < 0:
+        raise ValueError(f"need verification indices >= 0; got {list(indices)}")
     missing = [x.name for x in models if x.name not in generations]
     if missing:
         raise ValueError(f"no generations of {missing} to verify")
     st = _Settings(task, (method,), 0, temperature, top_p, seed, backend, dict(backend_options or {}), 0, threads)
-    seeds = tuple(verification_seed(seed, j) for j in range(m))
-    from gvlib.iterate import run_stage
+    seeds = tuple(verification_seed(seed, j) for j in indices)
+    from gvlib.iterate import run_stage  # gvlib.iterate imports this module
 
     out: dict[str, list[Verification]] = {}
     for model in models:  # under vLLM each model in its own process, so its GPU memory is freed (run_grid)
@@ -585,9 +587,35 @@ def repeat_verifications(models: Sequence[Model], task: Task, generations: dict[
 
 def paper_ensemble(family: str = "Qwen-2") -> tuple[dict[str, dict[tuple[str, ...], float]], str]:
     """The paper's AND-ensemble gaps (%) of ``family``: ({model id: {combination of methods: gap}}, source),
-    combinations as tuples of method names (MC at quantile 0.8, CoT-Score at τ 8; §6.3, Tab. 3)."""
+    combinations as tuples of method names (MC at quantile 0.8, CoT-Score at τ 8; §6, Tab. 3)."""
     if family not in paper_numbers.ENSEMBLE_GSM8K:
         raise ValueError(f"the paper's ensemble table has {sorted(paper_numbers.ENSEMBLE_GSM8K)}, not {family!r}")
     cols = paper_numbers.ENSEMBLE_COLUMNS
     return ({model: dict(zip(cols, values)) for model, values in paper_numbers.ENSEMBLE_GSM8K[family].items()},
             f"Tab. 3, {family}, GSM8K absolute gap (%)")
+
+
+def keep_weights(filt: Filter, verification: Verification) -> np.ndarray:
+    """The 0/1 keep decision of ``filt`` on every sample of ``verification``, (prompts, samples): what
+    :meth:`Filter.gap` reweights by (the tournament's survivors, or the threshold filter of §2)."""
+    from gvlib.metrics import filter_weights
+
+    if verification.method != filt.method:
+        raise ValueError(f"a {filt.method!r} filter cannot read a {verification.method!r} verification")
+    if filt.rounds is not None:
+        if verification.survivors is None or filt.rounds >= len(verification.survivors):
+            raise ValueError(f"tournament filter after {filt.rounds} rounds, but the verification ran fewer")
+        return verification.survivors[filt.rounds].astype(float)
+    return filter_weights(verification.scores, tau=filt.tau, quantile=filt.quantile)
+
+
+def mean_tokens(model: Model, texts: Sequence[str]) -> float:
+    """The mean number of tokens of ``texts`` under ``model``'s own tokenizer (for the FLOPs of its calls)."""
+    from transformers import AutoTokenizer
+
+    from gvlib.backends.resolve import resolve_model_dir
+
+    if not texts:
+        raise ValueError("no texts to count tokens of")
+    tokenizer = AutoTokenizer.from_pretrained(str(resolve_model_dir(model.path)))
+    return float(np.mean([len(tokenizer(t)["input_ids"]) for t in texts]))
