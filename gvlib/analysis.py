@@ -17,7 +17,7 @@ Everything here reads samples' utilities ``u`` and verifier scores or keep decis
   shows where the rates vary with the prompt, :func:`gvlib.metrics.gap_from_weights` with ``w = u`` is
   the perfect verifier, and :func:`likelihood_ratio_for` the verifier quality a given gain needs.
 * **Verification compute** (beyond the paper, which lists more verifications per generation as future
-  work): :func:`inference_flops`, :func:`split_at_budget`.
+  work): :func:`split_at_budget`, :func:`best_split`.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from gvlib.metrics import GapResult, filter_rates, gap, gap_from_weights, predic
 
 __all__ = ["threshold_sweep", "transfer_loss", "tournament_by_round", "gap_spread", "pearson", "correlations",
            "and_filter", "ensemble_gaps", "ensemble_exceptions", "prediction_check", "rates_by_accuracy",
-           "likelihood_ratio_for", "inference_flops", "split_at_budget", "best_split"]
+           "likelihood_ratio_for", "split_at_budget", "best_split"]
 
 
 def threshold_sweep(u, s, *, taus: Sequence[float] = (), quantiles: Sequence[float] = (),
@@ -160,19 +160,25 @@ def ensemble_exceptions(gaps: Mapping[tuple[str, ...], float]) -> dict:
 
 def prediction_check(u, w, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
     """The gap a filter's pooled (TPR, FPR) predicts (:func:`gvlib.metrics.predicted_gap`) against the gap it
-    measured, with the measured gap's bootstrap interval over prompts; ``inside``: the prediction lies
-    in that interval. Gaps as fractions; None (and ``inside`` None) when the rates are undefined."""
+    measured, with the measured gap's bootstrap interval over prompts. ``predicted_gap``: the exact
+    expectation with the prompts' own n samples (and the empty-prompt convention); ``formula_gap``: the
+    many-samples formula a·TPR / (a·TPR + (1 − a)·FPR). ``inside`` / ``formula_inside``: the prediction lies
+    in the interval. Gaps as fractions; the predictions (and ``inside``) are None when the rates are
+    undefined (no right or no wrong sample)."""
     measured = gap_from_weights(u, w)
     lo, hi = measured.ci("absolute", n_boot=n_boot, level=level, seed=seed)
     rlo, rhi = measured.ci("relative", n_boot=n_boot, level=level, seed=seed)
     tpr, fpr = filter_rates(u, w)
     out = {"tpr": tpr, "fpr": fpr, "gap": measured.absolute, "gap_ci": [lo, hi], "relative_gap": measured.relative,
-           "relative_gap_ci": [rlo, rhi], "predicted_gap": None, "predicted_relative_gap": None, "inside": None}
+           "relative_gap_ci": [rlo, rhi], "predicted_gap": None, "predicted_relative_gap": None, "inside": None,
+           "formula_gap": None, "formula_inside": None}
     if tpr is None or fpr is None:
         return out
-    pred = predicted_gap(measured.acc, tpr, fpr)
+    pred = predicted_gap(measured.acc, tpr, fpr, n=np.asarray(u).shape[-1])
+    formula = predicted_gap(measured.acc, tpr, fpr).absolute
     return {**out, "predicted_gap": pred.absolute, "predicted_relative_gap": pred.relative,
-            "inside": bool(lo - 1e-12 <= pred.absolute <= hi + 1e-12)}
+            "inside": bool(lo - 1e-12 <= pred.absolute <= hi + 1e-12), "formula_gap": formula,
+            "formula_inside": bool(lo - 1e-12 <= formula <= hi + 1e-12)}
 
 
 def rates_by_accuracy(u, w, bins: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0)) -> pd.DataFrame:
@@ -215,24 +221,17 @@ def likelihood_ratio_for(acc, target_relative_gap: float) -> float | None:
     return lo
 
 
-def inference_flops(per_token_params: int, tokens) -> np.ndarray:
-    """Forward-pass FLOPs of a decoder, 2 · N · tokens (N: the parameters a token passes through), the
-    inference counterpart of the 6·N·D the paper's FLOPs axis counts for pre-training (§4.1)."""
-    if per_token_params <= 0:
-        raise ValueError(f"`per_token_params` must be positive; got {per_token_params!r}")
-    return 2.0 * per_token_params * np.asarray(tokens, dtype=float)
-
-
 def split_at_budget(u, scores, *, tau: float, generation_cost: float, verification_cost: float,
-                    ns: Sequence[int], ms: Sequence[int], strict: bool = True) -> pd.DataFrame:
+                    ns: Sequence[int], ms: Sequence[int], prompt_cost: float = 0.0, strict: bool = True) -> pd.DataFrame:
     """Filtered accuracy of every split of a per-prompt budget into n samples × m verifications each.
 
     ``scores``: (m_max, prompts, n_max) independent verification scores of each sample (e.g. m_max
     CoT-Score verifications); a split (n, m) keeps a sample when the mean of its first m scores is
     > ``tau`` (≥ with ``strict=False``), over n of the n_max samples, averaged over the n_max / n disjoint
     blocks of n samples (a prompt where nothing passes keeps its block, :func:`gvlib.metrics.gap`).
-    ``generation_cost`` / ``verification_cost``: the FLOPs of one sample / one verification; a split
-    costs n · (generation_cost + m · verification_cost) per prompt. One row per split.
+    ``generation_cost`` / ``verification_cost``: the FLOPs of one sample / one verification, ``prompt_cost``
+    those of reading the prompt once (shared by its samples, e.g. :meth:`gvlib.plan.Call.flops`); a split
+    costs prompt_cost + n · (generation_cost + m · verification_cost) per prompt. One row per split.
     """
     sc = np.asarray(scores, dtype=float)
     u_arr = np.asarray(u, dtype=float)
@@ -248,7 +247,7 @@ def split_at_budget(u, scores, *, tau: float, generation_cost: float, verificati
         for n in ns:
             blocks = [gap(u_arr[:, b * n:(b + 1) * n], mean[:, b * n:(b + 1) * n], tau=tau, strict=strict)
                       for b in range(n_max // n)]
-            rows.append({"n": n, "m": m, "cost": n * (generation_cost + m * verification_cost),
+            rows.append({"n": n, "m": m, "cost": prompt_cost + n * (generation_cost + m * verification_cost),
                          "accuracy": float(np.mean([r.accuracy for r in blocks])),
                          "filtered_accuracy": float(np.mean([r.filtered_accuracy for r in blocks])),
                          "empty": float(np.mean([r.n_empty for r in blocks]))})

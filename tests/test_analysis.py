@@ -37,18 +37,38 @@ def test_prediction_is_exact_for_a_filter_with_exact_rates():
     np.testing.assert_allclose(pred.ver, measured.ver)
     assert pred.absolute == pytest.approx(measured.absolute) and pred.relative == pytest.approx(measured.relative)
     check = analysis.prediction_check(u, w, n_boot=200)
-    assert check["inside"] is True and check["predicted_gap"] == pytest.approx(check["gap"])
+    assert check["formula_inside"] is True and check["formula_gap"] == pytest.approx(check["gap"])
+    assert check["inside"] is not None and check["predicted_gap"] is not None
+
+
+def test_finite_n_prediction_is_the_exact_expectation_of_a_coin_filter():
+    """Every keep pattern of n = 3 samples (1 right) enumerated with its probability under (TPR, FPR)."""
+    from itertools import product
+
+    tpr, fpr, u = 0.7, 0.2, np.array([1.0, 0.0, 0.0])
+    expected = 0.0
+    for keep in product((0, 1), repeat=3):
+        k = np.array(keep, dtype=float)
+        prob = np.prod(np.where(u == 1, np.where(k == 1, tpr, 1 - tpr), np.where(k == 1, fpr, 1 - fpr)))
+        expected += prob * ((k * u).sum() / k.sum() if k.sum() else u.mean())  # nothing kept: the unfiltered samples
+    assert predicted_ver(1 / 3, tpr, fpr, n=3) == pytest.approx(expected, abs=1e-12)
+    # many samples: the finite-n expectation approaches the formula a TPR / (a TPR + (1 - a) FPR)
+    assert predicted_ver(0.25, tpr, fpr, n=400) == pytest.approx(predicted_ver(0.25, tpr, fpr), abs=2e-3)
+    with pytest.raises(ValueError, match="multiples of 1/n"):
+        predicted_ver(0.3, tpr, fpr, n=4)
 
 
 def test_prediction_matches_a_random_coin_in_expectation():
     rng = np.random.default_rng(0)
-    acc = np.array([0.1, 0.4, 0.7, 0.95])
-    u = (rng.random((4, 40000)) < acc[:, None]).astype(float)
-    w = np.where(u == 1, rng.random(u.shape) < 0.6, rng.random(u.shape) < 0.15).astype(float)
-    measured = gap_from_weights(u, w)
-    pred = predicted_gap(measured.acc, 0.6, 0.15)  # the coin's known rates
-    np.testing.assert_allclose(pred.ver, measured.ver, atol=0.01)
-    assert analysis.prediction_check(u, w, n_boot=200)["inside"] is True
+    u = np.array([[1, 0, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 0]], dtype=float)
+    reps = 20000
+    uu = np.tile(u, (reps, 1))
+    w = np.where(uu == 1, rng.random(uu.shape) < 0.6, rng.random(uu.shape) < 0.15).astype(float)
+    ver = gap_from_weights(uu, w).ver.reshape(reps, 3).mean(axis=0)  # the mean over many draws of the coin
+    np.testing.assert_allclose(predicted_gap(u.mean(1), 0.6, 0.15, n=6).ver, ver, atol=0.01)
+    assert not np.allclose(predicted_gap(u.mean(1), 0.6, 0.15).ver, ver, atol=0.01)  # the formula ignores n
+    check = analysis.prediction_check(uu[:3000], w[:3000], n_boot=200)
+    assert check["tpr"] == pytest.approx(0.6, abs=0.03) and check["inside"] is True
 
 
 def test_predicted_ver_edges():
@@ -161,6 +181,9 @@ def test_split_at_budget():
     # one verification keeps everything (0.5); the mean of two, [9, 5, 9, 5], keeps only the right samples
     assert got.loc[(4, 1), "filtered_accuracy"] == 0.5 and got.loc[(4, 2), "filtered_accuracy"] == 1.0
     assert got.loc[(2, 2), "filtered_accuracy"] == 1.0 and got.loc[(2, 2), "cost"] == 2 * (10 + 2)
+    shared = analysis.split_at_budget(u, scores, tau=8, generation_cost=10, verification_cost=1, ns=[2], ms=[1],
+                                      prompt_cost=5)
+    assert shared.cost.tolist() == [5 + 2 * 11]
     out = out[out.n == 4]
     best = analysis.best_split(out, budget=4 * 12)
     assert (best.n, best.m) == (4, 2) and analysis.best_split(out, budget=1) is None
@@ -172,5 +195,4 @@ def test_verification_seeds():
     seeds = [claims.verification_seed(7, j) for j in range(4)]
     assert seeds[0] == 7 and len(set(seeds)) == 4
     assert seeds == [claims.verification_seed(7, j) for j in range(4)]
-    assert analysis.inference_flops(100, [3, 4]).tolist() == [600.0, 800.0]
     assert isinstance(analysis.transfer_loss({"a": {1.0: 0.0}}, "a"), pd.DataFrame)

@@ -68,6 +68,7 @@ def test_verification_tiny(tmp_path, monkeypatch):
     # the tiny family never has a prompt with 0 < accuracy < 1: nothing is informative, and the page says so
     cc = record["claim_check"]
     assert cc["informative_models"] == [] and cc["prediction_inside_share"] is None and m["prediction_informative_cells"] == 0
+    assert cc["formula_inside_share"] is None and all((c["formula_inside"] is None) == (c["formula_gap"] is None) for c in cells)
     text = json.dumps(nb.cells, ensure_ascii=False)
     assert "the prediction could not be tested" in text and "predicted inside the measured 95% interval in 0 of 0" in text
     assert np.isfinite(record["wall_time_s"])
