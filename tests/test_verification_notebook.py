@@ -91,7 +91,14 @@ def test_default_preset_reads_the_other_chapters_samples_and_verdicts():
         assert mine[key] == unimprovable[key], key
     paper = preset("verification", "paper")
     assert paper["models"] == preset("cross_verification", "paper")["models"] and paper["n_samples"] == 128
-    assert {p.stem for p in (ROOT / "notebooks" / "params" / "verification").glob("*.yaml")} == {"tiny", "default", "paper"}
+    assert {p.stem for p in (ROOT / "notebooks" / "params" / "verification").glob("*.yaml")} == {"tiny", "default", "paper",
+                                                                                                   "smoke"}
+    smoke = preset("verification", "smoke")
+    assert (smoke["n_prompts"], smoke["n_samples"]) == (16, 8)
+    assert {k: v for k, v in smoke.items() if k not in ("n_prompts", "n_samples", "n_boot", "tournament_rounds",
+                                                        "repeat_prompts")} \
+        == {k: v for k, v in paper.items() if k not in ("n_prompts", "n_samples", "n_boot", "tournament_rounds",
+                                                        "repeat_prompts")}
 
 
 def test_the_chapter_is_read_after_cross_verification_and_run_after_the_chapters_it_reads():
