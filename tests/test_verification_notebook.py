@@ -71,6 +71,8 @@ def test_verification_tiny(tmp_path, monkeypatch):
     assert cc["formula_inside_share"] is None and all((c["formula_inside"] is None) == (c["formula_gap"] is None) for c in cells)
     text = json.dumps(nb.cells, ensure_ascii=False)
     assert "the prediction could not be tested" in text and "predicted inside the measured 95% interval in 0 of 0" in text
+    assert "AND-ensembles**: could not be tested here: no model has a prompt with 0 < accuracy < 1" in text
+    assert all(v is None for v in cc["transfer_max_loss"].values()) and cc["ensemble_combinations"] == 0
     assert np.isfinite(record["wall_time_s"])
 
 
