@@ -110,3 +110,43 @@ def test_the_chapter_is_read_after_cross_verification_and_run_after_the_chapters
     assert toc.index("generated/cross_verification") < toc.index("generated/verification") < toc.index("generated/unimprovable")
     order = list(BOOK_NOTEBOOKS)
     assert max(order.index(c) for c in ("scaling", "cross_verification", "unimprovable")) < order.index("verification")
+
+
+def test_the_chapter_on_prompts_with_mixed_accuracy(tmp_path, monkeypatch):
+    """The tiny family never has a prompt with 0 < accuracy < 1, so its run leaves the comparisons untested.
+    Here the chapter's code runs in this process on the tiny family's samples and verdicts with their utilities
+    replaced by seeded random ones (0 < acc < 1 on most prompts): every comparison is computed and written."""
+    import dataclasses
+
+    import matplotlib
+    import nbformat
+
+    matplotlib.use("Agg")
+    monkeypatch.setenv("GVLIB_RESULTS", str(tmp_path))
+    real, rng, utilities = claims.run_grid, np.random.default_rng(0), {}
+
+    def mixed(models, task, methods, **kw):
+        grid = real(models, task, methods, **kw)
+        for g, gens in grid.generations.items():
+            if (task.name, g) not in utilities:
+                p = rng.random((gens.u.shape[0], 1))
+                utilities[(task.name, g)] = (rng.random(gens.u.shape) < p).astype(float)
+            grid.generations[g] = dataclasses.replace(gens, u=utilities[(task.name, g)])
+        return grid
+
+    monkeypatch.setattr(claims, "run_grid", mixed)
+    namespace = {}
+    nb = nbformat.read(ROOT / "notebooks" / "verification.ipynb", as_version=4)
+    defaults = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    exec(defaults.source, namespace)  # noqa: S102 (the notebook's own parameters cell)
+    namespace.update({**preset("verification", "tiny"), "n_prompts": 12, "n_samples": 4, "tournament_rounds": 2,
+                      "cross_verifiers": ["mc", "cot_score"], "n_verifications": [1, 2, 4], "repeat_prompts": 6})
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell is not defaults and "raise NotImplementedError" not in cell.source:
+            exec(cell.source, namespace)  # noqa: S102
+    record = json.loads((tmp_path / "verification.json").read_text())
+    cc, m = record["claim_check"], record["measured"]
+    assert cc["informative_models"] and 0 <= cc["prediction_inside_share"] <= 1 and m["prediction_informative_cells"] > 0
+    assert cc["ensemble_combinations"] == 4 * len(cc["informative_models"]) and cc["budgets"] > 0
+    assert [r["m"] for r in m["verification_compute"]["rows"]][:3] == [1, 2, 4]
+    assert len(m["verification_compute"]["rows"]) == 3 * len(m["models"])
