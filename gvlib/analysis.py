@@ -30,7 +30,7 @@ import pandas as pd
 from gvlib.metrics import GapResult, filter_rates, gap, gap_from_weights, predicted_gap
 
 __all__ = ["threshold_sweep", "transfer_loss", "tournament_by_round", "gap_spread", "pearson", "correlations",
-           "and_filter", "ensemble_gaps", "ensemble_exceptions", "prediction_check", "rates_by_accuracy",
+           "and_filter", "ensemble_gaps", "ensemble_exceptions", "prediction_check", "rates_by_accuracy", "binned_prediction",
            "likelihood_ratio_for", "split_at_budget", "best_split"]
 
 
@@ -181,25 +181,44 @@ def prediction_check(u, w, *, n_boot: int = 1000, level: float = 0.95, seed: int
             "formula_inside": bool(lo - 1e-12 <= formula <= hi + 1e-12)}
 
 
-def rates_by_accuracy(u, w, bins: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0)) -> pd.DataFrame:
-    """(TPR, FPR) of a filter among the prompts of each accuracy bin (0 < acc_x < 1 only: the others have
-    no right or no wrong sample): where they vary with acc_x, pooled rates mispredict the gap.
-    Bins are (lo, hi] with the first closed; a rate is None where its bin has no such sample."""
+def _binned_rates(u, w, bins: Sequence[float]) -> list[tuple[str, np.ndarray, float | None, float | None]]:
+    """(label, prompt mask, TPR, FPR) per accuracy bin, over the prompts with 0 < acc_x < 1."""
     u_arr, w_arr = np.asarray(u, dtype=float), np.asarray(w, dtype=float)
     edges = np.asarray(bins, dtype=float)
     if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
         raise ValueError(f"`bins` must be increasing edges, at least two; got {list(bins)}")
     acc = u_arr.mean(axis=1)
     mixed = (acc > 0) & (acc < 1)
-    rows = []
+    out = []
     for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
         inside = mixed & (acc <= hi) & ((acc > lo) if i else (acc >= lo))
-        tpr = fpr = None
-        if inside.any():
-            tpr, fpr = filter_rates(u_arr[inside], w_arr[inside])
-        rows.append({"bin": f"({lo:g}, {hi:g}]" if i else f"[{lo:g}, {hi:g}]", "prompts": int(inside.sum()),
-                     "tpr": tpr, "fpr": fpr})
-    return pd.DataFrame(rows)
+        rates = filter_rates(u_arr[inside], w_arr[inside]) if inside.any() else (None, None)
+        out.append((f"({lo:g}, {hi:g}]" if i else f"[{lo:g}, {hi:g}]", inside, *rates))
+    return out
+
+
+def rates_by_accuracy(u, w, bins: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0)) -> pd.DataFrame:
+    """(TPR, FPR) of a filter among the prompts of each accuracy bin (0 < acc_x < 1 only: the others have
+    no right or no wrong sample): where they vary with acc_x, pooled rates mispredict the gap.
+    Bins are (lo, hi] with the first closed; a rate is None where its bin has no such prompt."""
+    return pd.DataFrame([{"bin": label, "prompts": int(mask.sum()), "tpr": tpr, "fpr": fpr}
+                         for label, mask, tpr, fpr in _binned_rates(u, w, bins)])
+
+
+def binned_prediction(u, w, bins: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0)) -> GapResult:
+    """The gap predicted (:func:`gvlib.metrics.predicted_gap`, exact for the prompts' n samples) with each prompt's
+    rates taken from its accuracy bin (:func:`rates_by_accuracy`) instead of pooled: how much of a miss the
+    prompt-dependence of the verifier's quality explains. Prompts with acc_x 0 or 1 keep the pooled rates
+    (their gap is 0 under any)."""
+    u_arr = np.asarray(u, dtype=float)
+    tpr, fpr = filter_rates(u_arr, w)
+    if tpr is None or fpr is None:
+        raise ValueError("the filter's rates are undefined: no right or no wrong sample")
+    t, f = np.full(len(u_arr), tpr), np.full(len(u_arr), fpr)
+    for _, mask, bin_tpr, bin_fpr in _binned_rates(u_arr, w, bins):
+        if mask.any():
+            t[mask], f[mask] = bin_tpr, bin_fpr
+    return predicted_gap(u_arr.mean(axis=1), t, f, n=u_arr.shape[1])
 
 
 def likelihood_ratio_for(acc, target_relative_gap: float) -> float | None:

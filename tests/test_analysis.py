@@ -196,3 +196,16 @@ def test_verification_seeds():
     assert seeds[0] == 7 and len(set(seeds)) == 4
     assert seeds == [claims.verification_seed(7, j) for j in range(4)]
     assert isinstance(analysis.transfer_loss({"a": {1.0: 0.0}}, "a"), pd.DataFrame)
+
+
+def test_binned_prediction_follows_rates_that_vary_with_accuracy():
+    # hard prompts (acc 1/4): the filter keeps only the right sample; easy ones (acc 3/4): it keeps everything
+    u = np.array([[1, 0, 0, 0]] * 4 + [[1, 1, 1, 0]] * 4, dtype=float)
+    w = np.array([[1, 0, 0, 0]] * 4 + [[1, 1, 1, 1]] * 4, dtype=float)
+    measured = gap_from_weights(u, w)
+    binned = analysis.binned_prediction(u, w, bins=[0, 0.5, 1])
+    assert binned.absolute == pytest.approx(measured.absolute)  # per-bin rates (1, 0) and (1, 1): exact here
+    pooled = analysis.prediction_check(u, w, n_boot=100)
+    assert abs(pooled["predicted_gap"] - measured.absolute) > 0.05  # pooled rates (1, 0.25) miss
+    with pytest.raises(ValueError, match="undefined"):
+        analysis.binned_prediction(np.ones((2, 2)), np.ones((2, 2)))

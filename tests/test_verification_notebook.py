@@ -68,7 +68,7 @@ def test_verification_tiny(tmp_path, monkeypatch):
     # the tiny family never has a prompt with 0 < accuracy < 1: nothing is informative, and the page says so
     cc = record["claim_check"]
     assert cc["informative_models"] == [] and cc["prediction_inside_share"] is None and m["prediction_informative_cells"] == 0
-    assert cc["formula_inside_share"] is None and all((c["formula_inside"] is None) == (c["formula_gap"] is None) for c in cells)
+    assert cc["binned_inside_share"] is None and cc["formula_inside_share"] is None and all((c["formula_inside"] is None) == (c["formula_gap"] is None) for c in cells)
     text = json.dumps(nb.cells, ensure_ascii=False)
     assert "the prediction could not be tested" in text and "predicted inside the measured 95% interval in 0 of 0" in text
     assert "AND-ensembles**: could not be tested here: no model has a prompt with 0 < accuracy < 1" in text
@@ -147,6 +147,7 @@ def test_the_chapter_on_prompts_with_mixed_accuracy(tmp_path, monkeypatch):
     record = json.loads((tmp_path / "verification.json").read_text())
     cc, m = record["claim_check"], record["measured"]
     assert cc["informative_models"] and 0 <= cc["prediction_inside_share"] <= 1 and m["prediction_informative_cells"] > 0
+    assert 0 <= cc["binned_inside_share"] <= 1 and 0 <= cc["formula_inside_share"] <= 1
     assert cc["ensemble_combinations"] == 4 * len(cc["informative_models"]) and cc["budgets"] > 0
     assert [r["m"] for r in m["verification_compute"]["rows"]][:3] == [1, 2, 4]
     assert len(m["verification_compute"]["rows"]) == 3 * len(m["models"])
