@@ -2,7 +2,9 @@
 
 Modules
 -------
-metrics    the paper's definitions (§2, §3): gap, relative gap, pass@k, log-linear fit, bootstrap CIs, ROC AUC
+metrics    the paper's definitions (§2, §3): gap, relative gap, pass@k, log-linear fit, bootstrap CIs, ROC AUC,
+           a filter's (TPR, FPR) and the gap they predict
+analysis   the verification study (§6): threshold sweeps, tournament rounds, overlap, AND-ensembles, budgets
 tasks      tasks with prompts, answer extraction and utilities (GSM8K, MATH, NQ-open, Sudoku, organism)
 backends   samplers and scorers behind one interface (transformers on CPU/GPU, vLLM on GPUs)
 organism   a family of tiny language models trained from scratch on the CPU

@@ -28,6 +28,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 
 from gvlib import paper_numbers  # noqa: E402
 from gvlib.backends import options_for  # noqa: E402
+from gvlib.backends.text import derive_seed  # noqa: E402
 from gvlib.engine import Generations, generate, verify  # noqa: E402
 from gvlib.metrics import GapResult, bootstrap_ci, fit_log_linear, gap, gap_from_weights, roc_auc  # noqa: E402
 from gvlib.tasks.base import VERIFIER_METHODS, Task  # noqa: E402
@@ -37,7 +38,7 @@ from gvlib.verifiers import Verification  # noqa: E402
 
 __all__ = ["Model", "resolve_models", "load_task", "Filter", "make_filters", "Grid", "run_grid", "untested",
            "method_untested", "slope_ci", "trend_counts", "trend_tests", "unimprovable_check", "percent",
-           "paper_scaling", "quiet"]
+           "paper_scaling", "quiet", "verification_seed", "repeat_verifications", "paper_ensemble", "keep_weights", "mean_tokens"]
 
 
 @dataclass(frozen=True)
@@ -535,3 +536,89 @@ def paper_scaling(family: str, methods: Sequence[str], task: str) -> tuple[dict[
     col = paper_numbers.FIG1_COLUMNS
     return ({m: (fl, [paper_numbers.GSM8K_RELATIVE_GAP[i][col[m]] for i in ids]) for m in methods},
             f"{family}, GSM8K (Tab. 5)")
+
+
+def verification_seed(seed: int, j: int) -> int:
+    """The seed of the j-th independent verification of every sample: j = 0 is the one the other chapters
+    ran (``seed``, so it is read back from their cache), the others are derived from it as the engine
+    derives the seed of each tournament round (:func:`gvlib.backends.text.derive_seed`)."""
+    if j < 0:
+        raise ValueError(f"verification index must be >= 0; got {j}")
+    return seed if j == 0 else derive_seed(seed, "verification", j)
+
+
+def _repeat_stage(model: Model, task: Task, to_verify: dict[str, Generations], method: str, seeds: tuple[int, ...],
+                  st: _Settings) -> dict[str, list[Verification]]:
+    """Load ``model`` once and verify each generator's samples once per seed (module-level: spawnable)."""
+    from gvlib.backends import load_backend
+
+    with torch_threads(st.threads):
+        backend = load_backend(model.path, backend=st.backend, **options_for(model.path, st.options))
+        out = {}
+        for name, gens in to_verify.items():
+            print(f"  {model.name} verifies {name} {len(seeds)} times ({method})", flush=True)
+            out[name] = [verify(backend, task, gens, method, seed=s, temperature=st.temperature, top_p=st.top_p)
+                         for s in seeds]
+        return out
+
+
+def repeat_verifications(models: Sequence[Model], task: Task, generations: dict[str, Generations], method: str,
+                         indices: Sequence[int], *, seed: int = 0, temperature: float = 0.7, top_p: float = 0.9,
+                         backend: str = "auto", backend_options: dict | None = None,
+                         threads: int | None = None) -> dict[str, list[Verification]]:
+    """Independent self-verifications of every sample of each model in ``models`` with ``method``, one per
+    index j in ``indices`` (seed :func:`verification_seed`; j = 0 is the paper's one verification per
+    sample, §3, which :func:`run_grid` already ran). The paper lists more verifications per generation as
+    future work (§6). Returns {model: [one Verification per index]}."""
+    if method not in ("cot_score", "cot_binary"):
+        raise ValueError(f"repeated verifications are sampled ones: cot_score or cot_binary, not {method!r}")
+    if not len(indices) or min(indices) < 0:
+        raise ValueError(f"need verification indices >= 0; got {list(indices)}")
+    missing = [x.name for x in models if x.name not in generations]
+    if missing:
+        raise ValueError(f"no generations of {missing} to verify")
+    st = _Settings(task, (method,), 0, temperature, top_p, seed, backend, dict(backend_options or {}), 0, threads)
+    seeds = tuple(verification_seed(seed, j) for j in indices)
+    from gvlib.iterate import run_stage  # gvlib.iterate imports this module
+
+    out: dict[str, list[Verification]] = {}
+    for model in models:  # under vLLM each model in its own process, so its GPU memory is freed (run_grid)
+        out.update(run_stage(_repeat_stage, model, task, {model.name: generations[model.name]}, method, seeds, st,
+                             isolate=_uses_vllm(backend)))
+    return out
+
+
+def paper_ensemble(family: str = "Qwen-2") -> tuple[dict[str, dict[tuple[str, ...], float]], str]:
+    """The paper's AND-ensemble gaps (%) of ``family``: ({model id: {combination of methods: gap}}, source),
+    combinations as tuples of method names (MC at quantile 0.8, CoT-Score at τ 8; §6, Tab. 3)."""
+    if family not in paper_numbers.ENSEMBLE_GSM8K:
+        raise ValueError(f"the paper's ensemble table has {sorted(paper_numbers.ENSEMBLE_GSM8K)}, not {family!r}")
+    cols = paper_numbers.ENSEMBLE_COLUMNS
+    return ({model: dict(zip(cols, values)) for model, values in paper_numbers.ENSEMBLE_GSM8K[family].items()},
+            f"Tab. 3, {family}, GSM8K absolute gap (%)")
+
+
+def keep_weights(filt: Filter, verification: Verification) -> np.ndarray:
+    """The 0/1 keep decision of ``filt`` on every sample of ``verification``, (prompts, samples): what
+    :meth:`Filter.gap` reweights by (the tournament's survivors, or the threshold filter of §2)."""
+    from gvlib.metrics import filter_weights
+
+    if verification.method != filt.method:
+        raise ValueError(f"a {filt.method!r} filter cannot read a {verification.method!r} verification")
+    if filt.rounds is not None:
+        if verification.survivors is None or filt.rounds >= len(verification.survivors):
+            raise ValueError(f"tournament filter after {filt.rounds} rounds, but the verification ran fewer")
+        return verification.survivors[filt.rounds].astype(float)
+    return filter_weights(verification.scores, tau=filt.tau, quantile=filt.quantile)
+
+
+def mean_tokens(model: Model, texts: Sequence[str]) -> float:
+    """The mean number of tokens of ``texts`` under ``model``'s own tokenizer (for the FLOPs of its calls)."""
+    from transformers import AutoTokenizer
+
+    from gvlib.backends.resolve import resolve_model_dir
+
+    if not texts:
+        raise ValueError("no texts to count tokens of")
+    tokenizer = AutoTokenizer.from_pretrained(str(resolve_model_dir(model.path)))
+    return float(np.mean([len(tokenizer(t)["input_ids"]) for t in texts]))

@@ -30,6 +30,9 @@ __all__ = [
     "fit_log_linear",
     "bootstrap_ci",
     "roc_auc",
+    "filter_rates",
+    "predicted_ver",
+    "predicted_gap",
     "FLOPS_UNIT",
 ]
 
@@ -168,6 +171,11 @@ def gap_from_weights(u, w) -> GapResult:
     kept = w.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         ver = np.where(kept > 0, (w * u).sum(axis=1) / np.where(kept > 0, kept, 1.0), acc)
+    return _gap_result(acc, ver, kept)
+
+
+def _gap_result(acc: np.ndarray, ver: np.ndarray, kept: np.ndarray) -> GapResult:
+    """The per-prompt gaps of Defs. 2.1-2.2 from acc_x and ver_x (acc_x = 1 contributes 0 to the relative gap)."""
     absolute = ver - acc
     shortfall = 1.0 - acc
     relative = np.where(shortfall > 0, absolute / np.where(shortfall > 0, shortfall, 1.0), 0.0)
@@ -303,3 +311,87 @@ def roc_auc(u, s) -> float | None:
         return None
     ranks = rankdata(s_arr.ravel())  # midranks: tied scores share their mean rank
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def filter_rates(u, w) -> tuple[float | None, float | None]:
+    """The filter's true and false positive rates: (TPR, FPR) = (P(kept | right), P(kept | wrong)).
+
+    ``u`` (0/1 correctness) and ``w`` (the filter's 0/1 keep decisions, e.g. :func:`filter_weights`
+    or the tournament's survivors; weights in [0, 1] count as keep probabilities) are pooled over
+    every (prompt, sample) pair. One point of the verifier's ROC curve, the curve that the paper's
+    threshold sweeps trace (§6, Fig. 5). A rate is None when no sample is right (TPR) or wrong (FPR).
+    """
+    u_arr, w_arr = _as_2d("u", u), _as_2d("w", w)
+    if u_arr.shape != w_arr.shape:
+        raise ValueError(f"`u` and `w` must have the same shape; got u {u_arr.shape} and w {w_arr.shape}")
+    if not np.isin(u_arr, (0.0, 1.0)).all():
+        raise ValueError("`u` must be 0/1 correctness for true and false positive rates")
+    if (w_arr < 0).any() or (w_arr > 1).any():
+        raise ValueError("`w` must hold keep decisions in [0, 1]")
+    right, wrong = u_arr.sum(), (1 - u_arr).sum()
+    tpr = float((w_arr * u_arr).sum() / right) if right else None
+    fpr = float((w_arr * (1 - u_arr)).sum() / wrong) if wrong else None
+    return tpr, fpr
+
+
+def predicted_ver(acc, tpr, fpr, *, n: int | None = None) -> np.ndarray:
+    """ver_x predicted from acc_x alone by a filter that keeps each right sample with probability TPR and
+    each wrong one with probability FPR, independently (the paper's Defs. 2.1-2.2 then give the gaps).
+
+    With ``n`` None: ver = a·TPR / (a·TPR + (1 − a)·FPR), the limit of many samples per prompt; a prompt
+    the filter keeps nothing of in expectation (a·TPR + (1 − a)·FPR = 0) keeps its unfiltered samples
+    (ver = acc), the convention of :func:`gap_from_weights`. With ``n`` samples per prompt (acc = c / n):
+    the exact expectation of ver_x over the filter's draws, K_right ~ Bin(c, TPR) and K_wrong ~ Bin(n − c,
+    FPR), ver = K_right / (K_right + K_wrong), and acc where nothing is kept (the same convention; it pulls a
+    strict filter's gap towards 0 when few samples pass).
+
+    ``acc`` holds per-prompt accuracies; ``tpr`` and ``fpr`` are numbers or per-prompt arrays.
+    """
+    a = np.asarray(acc, dtype=float)
+    t, f = np.broadcast_arrays(np.asarray(tpr, dtype=float), np.asarray(fpr, dtype=float))
+    for name, arr in (("acc", a), ("tpr", t), ("fpr", f)):
+        if np.isnan(arr).any() or (arr < 0).any() or (arr > 1).any():
+            raise ValueError(f"`{name}` must lie in [0, 1] (no NaN)")
+    if n is None:
+        kept = a * t + (1 - a) * f
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(kept > 0, a * t / np.where(kept > 0, kept, 1.0), a)
+    if int(n) != n or n < 1:
+        raise ValueError(f"`n` must be a positive number of samples per prompt; got {n!r}")
+    c = np.rint(a * n)
+    if not np.allclose(c, a * n, atol=1e-6):
+        raise ValueError(f"`acc` must be multiples of 1/n = 1/{n} (right samples / samples) for a finite-n prediction")
+    c, t, f = np.broadcast_arrays(c.astype(int), t, f)
+    out = np.empty(c.shape, dtype=float)
+    memo: dict[tuple, float] = {}
+    for idx in np.ndindex(c.shape):
+        key = (int(c[idx]), float(t[idx]), float(f[idx]))
+        if key not in memo:
+            memo[key] = _expected_ver(int(n), *key)
+        out[idx] = memo[key]
+    return out if out.ndim else float(out)
+
+
+def _expected_ver(n: int, c: int, tpr: float, fpr: float) -> float:
+    """E[K_r / (K_r + K_w)] for K_r ~ Bin(c, tpr), K_w ~ Bin(n - c, fpr), c / n where K_r + K_w = 0."""
+    from scipy.stats import binom
+
+    i, j = np.arange(c + 1)[:, None], np.arange(n - c + 1)[None, :]
+    p = binom.pmf(i, c, tpr) * binom.pmf(j, n - c, fpr)
+    total = i + j
+    ver = np.where(total > 0, i / np.where(total > 0, total, 1), c / n)
+    return float((p * ver).sum())
+
+
+def predicted_gap(acc, tpr, fpr, *, n: int | None = None) -> GapResult:
+    """The gaps (Defs. 2.1-2.2) that :func:`predicted_ver` predicts for prompts of accuracy ``acc`` (with
+    ``n`` samples per prompt, or many).
+
+    ``kept`` holds each prompt's expected kept share a·TPR + (1 − a)·FPR. With many samples the gap
+    depends on the verifier only through FPR / TPR: a filter with TPR = FPR (it cannot tell right from
+    wrong) predicts 0, a perfect one (TPR 1, FPR 0) predicts ver = 1 wherever acc > 0.
+    """
+    a = np.atleast_1d(np.asarray(acc, dtype=float))
+    ver = np.atleast_1d(predicted_ver(a, tpr, fpr, n=n))
+    t, f = np.broadcast_arrays(np.asarray(tpr, dtype=float), np.asarray(fpr, dtype=float))
+    return _gap_result(a, ver, np.broadcast_to(a * t + (1 - a) * f, a.shape).astype(float))

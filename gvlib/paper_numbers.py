@@ -16,6 +16,7 @@ __all__ = [
     "GSM8K_COLUMNS", "GSM8K_ACCURACY", "GSM8K_GAP", "GSM8K_RELATIVE_GAP", "FIG1_COLUMNS",
     "MATH_RELATIVE_GAP", "CROSS_VERIFICATION", "NQ", "SUDOKU", "ITERATIVE_GSM8K", "ITERATIVE_PASS_AT_K",
     "SATURATION_LINE", "ITERATIVE_VERIFIER_ABLATION", "TOURNAMENT_POSITION_BIAS",
+    "ENSEMBLE_COLUMNS", "ENSEMBLE_GSM8K", "TOURNAMENT_BY_ROUND", "NON_OVERLAP",
 ]
 
 #: The paper's model families (§3, Tabs. 4–7), smallest first, by Hugging Face id.
@@ -286,3 +287,36 @@ ITERATIVE_VERIFIER_ABLATION: dict[str, dict[int, tuple[float, ...]]] = {
 #: P(the verifier prefers the first solution, A) over the tournament's comparisons, across models and
 #: rounds: mean and standard deviation. A probability (not a percentage), as the paper prints it.
 TOURNAMENT_POSITION_BIAS: dict[str, float] = {"mean": 0.56, "sd": 0.12}
+
+# -- Verification study, §6 ----------------------------------------------------------------------------
+#: The columns of Tab. 3: each single method, then their AND-ensembles (MC at quantile 0.8, CoT-Score tau 8).
+ENSEMBLE_COLUMNS: tuple[tuple[str, ...], ...] = (
+    ("mc",), ("cot_binary",), ("cot_score",), ("mc", "cot_binary"), ("mc", "cot_score"),
+    ("cot_binary", "cot_score"), ("mc", "cot_binary", "cot_score"))
+# Tab. 3 (GSM8K absolute gap, %). Tab. 8 repeats these rows with slightly different values (e.g. Qwen-2
+# 0.5B MC 3.01) under a caption that says "relative gaps": kept as Tab. 3.
+#: {family: {model: gaps in ENSEMBLE_COLUMNS order}}, Tab. 3.
+ENSEMBLE_GSM8K: dict[str, dict[str, tuple[float, ...]]] = {"Qwen-2": _rows("""
+Qwen/Qwen2-0.5B 3.39 0.21 0.64 3.12 3.01 0.72 3.11
+Qwen/Qwen2-1.5B 5.27 1.26 2.78 5.08 7.68 3.15 7.61
+Qwen/Qwen2-7B 4.66 2.36 1.97 5.24 4.96 3.35 5.46
+Qwen/Qwen2-72B 2.38 2.51 2.08 3.21 3.13 3.35 3.65
+""", 7)}
+#: Tournament filtered accuracy (%) after rounds 0-7, Qwen-1.5 on GSM8K (Fig. 6, read off the figure).
+TOURNAMENT_BY_ROUND: dict[str, tuple[float, ...]] = {
+    "Qwen/Qwen1.5-32B": (70.25, 72.28, 72.67, 72.10, 70.99, 69.22, 66.43, 64.37),
+    "Qwen/Qwen1.5-72B": (74.55, 77.45, 79.02, 80.01, 80.67, 80.95, 80.84, 80.93),
+}
+#: Non-overlap of the verifiers, Qwen-1.5-7B on GSM8K (Fig. 7): per-prompt gap mean and sd (fractions,
+#: as printed) per method (MC at quantile 0.8, MC at global tau 0.8, CoT-Binary, CoT-Score), and the Pearson
+#: correlations of the scores û and of the per-prompt gaps; CoT-Binary/CoT-Score gap correlation over
+#: Qwen-1.5 0.5B-72B (Fig. 19).
+NON_OVERLAP: dict[str, dict] = {
+    "gap_mean_sd": {"mc_quantile": (0.074, 0.158), "mc_tau": (0.061, 0.156), "cot_binary": (0.041, 0.062),
+                    "cot_score": (0.018, 0.046)},
+    "score_correlation": {("mc", "cot_binary"): 0.24, ("mc", "cot_score"): 0.39, ("cot_binary", "cot_score"): 0.18},
+    "gap_correlation": {("mc_quantile", "mc_tau"): 0.77, ("mc_quantile", "cot_binary"): 0.36,
+                        ("mc_quantile", "cot_score"): 0.35, ("mc_tau", "cot_binary"): 0.33,
+                        ("mc_tau", "cot_score"): 0.35, ("cot_binary", "cot_score"): 0.44},
+    "cot_gap_correlation_by_size": (0.04, 0.11, 0.37, 0.44, 0.57, 0.81, 0.86),
+}

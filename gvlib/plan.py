@@ -153,10 +153,11 @@ def calls(notebook: str, p: dict, data_dir: str | None, verify_budget: int) -> t
     out: list[Call] = []
     sft: list[dict] = []
 
-    def add(gens: str, verifier: str, task: str, methods, prompts: int, n: int, rounds: int = 0):
+    def add(gens: str, verifier: str, task: str, methods, prompts: int, n: int, rounds: int = 0, generate: bool = True):
         P, _, G, size = _prompt_tokens(task, None, data_dir)
         prompts = min(prompts, size)  # a notebook runs the first n_prompts problems, at most all of them
-        out.append(Call(gens, f"generate {task}", prompts, P, n, G))
+        if generate:
+            out.append(Call(gens, f"generate {task}", prompts, P, n, G))
         for m in methods:
             V = _prompt_tokens(task, m, data_dir)[1]
             if m == "mc":
@@ -174,8 +175,18 @@ def calls(notebook: str, p: dict, data_dir: str | None, verify_budget: int) -> t
     elif notebook == "cross_verification":
         for g in p["models"]:
             for v in p["models"]:
-                add(g, v, p["task"], p["verifiers"], prompts, n)
-        out[:] = list({(c.model, c.what): c for c in out}.values())  # a generator samples once
+                add(g, v, p["task"], p["verifiers"], prompts, n, generate=g == v)  # a generator samples once
+    elif notebook == "verification":
+        for g in p["models"]:
+            add(g, g, p["task"], p["verifiers"], prompts, n, p.get("tournament_rounds", 0))
+            for v in p["models"]:
+                if v != g:
+                    add(g, v, p["task"], p["cross_verifiers"], prompts, n, generate=False)
+            if p.get("factual_task"):
+                add(g, g, p["factual_task"], ["mc"], prompts, n)
+            repeat = prompts if p.get("repeat_prompts") is None else min(p["repeat_prompts"], prompts)
+            for _ in range(max(p["n_verifications"]) - 1):  # part 3: more CoT-Score verifications of each sample
+                add(g, g, p["task"], ["cot_score"], repeat, n, generate=False)
     elif notebook == "unimprovable":
         for m in p["models"]:
             for task, method in ((p["factual_task"], p["verifier"]), (p["reasoning_task"], p["verifier"]),

@@ -18,7 +18,7 @@ from gvlib.metrics import FLOPS_UNIT
 from gvlib.paths import results_dir
 
 __all__ = ["setup", "save", "METHOD_LABELS", "scaling_figure", "heatmaps", "gap_bars", "rounds_figure",
-           "pass_at_k_figure", "ablation_figure"]
+           "pass_at_k_figure", "ablation_figure", "line_panels", "prediction_scatter"]
 
 #: How each verification method is named in legends (paper §3).
 METHOD_LABELS = {"mc": "MC", "cot_score": "CoT-Score", "cot_binary": "CoT-Binary", "tournament": "Tournament"}
@@ -221,5 +221,56 @@ def ablation_figure(ours: Mapping[str, Mapping[int, Sequence[float]]], paper: Ma
         axes[2].plot(range(len(curves[large])), curves[large], marker="s", ls="--", color=line.get_color(),
                      label=f"{run}: pass@{large}")
     _round_axes(axes[2], max(len(v) for c in paper.values() for v in c.values()), "pass@k (%)", f"paper: {paper_label}")
+    fig.tight_layout()
+    return fig
+
+
+def line_panels(panels: Sequence[tuple[str, str, str, Mapping[str, tuple]]], *, logx: bool = False) -> plt.Figure:
+    """Side-by-side panels of lines, one per series: the threshold sweeps (paper Fig. 5), the tournament by
+    round (Fig. 6), the gap against verification compute.
+
+    ``panels``: (heading, x label, y label, {series: (x, y) or (x, y, lo, hi)}); with lo/hi, a shaded
+    interval. A heading that shows the paper's values says so ("paper: ...").
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(_FIGSIZE[0], 4.2 * len(panels)), _FIGSIZE[1]),
+                             squeeze=False)
+    for ax, (heading, xlabel, ylabel, series) in zip(axes[0], panels):
+        for name, values in series.items():
+            x, y = np.asarray(values[0], dtype=float), np.asarray(values[1], dtype=float)
+            line, = ax.plot(x, y, marker="o", ms=5, label=name)
+            if len(values) == 4:
+                ax.fill_between(x, np.asarray(values[2], dtype=float), np.asarray(values[3], dtype=float),
+                                color=line.get_color(), alpha=0.15, lw=0)
+        if logx:
+            ax.set_xscale("log")
+        ax.axhline(0, color="0.4", lw=1)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(heading, fontsize="small")
+        ax.legend(fontsize="x-small")
+    fig.tight_layout()
+    return fig
+
+
+def prediction_scatter(points: Mapping[str, Sequence[tuple[float, float, float, float]]], *, xlabel: str,
+                       ylabel: str) -> plt.Figure:
+    """Predicted (x) against measured (y) values with the measured value's interval, one colour per group
+    (e.g. verification method), and the line y = x: a point whose bar crosses the line is predicted
+    within its interval. ``points[group]``: (predicted, measured, lo, hi)."""
+    fig, ax = plt.subplots(figsize=(_FIGSIZE[1] * 1.5, _FIGSIZE[1] * 1.3))
+    everything = [v for pts in points.values() for p in pts for v in p if np.isfinite(v)] or [0.0, 1.0]
+    lo_all, hi_all = min(everything), max(everything)
+    pad = 0.05 * (hi_all - lo_all or 1.0)
+    ax.plot([lo_all - pad, hi_all + pad], [lo_all - pad, hi_all + pad], color="0.4", ls="--", lw=1, label="y = x")
+    for group, pts in points.items():
+        if not pts:
+            continue
+        x, y, lo, hi = (np.asarray(a, dtype=float) for a in zip(*pts))
+        color = _PALETTE.get(group)
+        ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="o", ms=5, capsize=2, lw=1, color=color, alpha=0.8,
+                    label=METHOD_LABELS.get(group, group))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize="small")
     fig.tight_layout()
     return fig

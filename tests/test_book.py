@@ -21,7 +21,7 @@ TINY_BOOK = Path(os.environ.get("GVLIB_TINY_BOOK") or ROOT / "_build" / "tiny")
 HTML = TINY_BOOK / "_build" / "html"
 CHAPTERS = build.BOOK_NOTEBOOKS
 #: The chapters that teach with code: each has an "implement this" exercise.
-EXERCISE_CHAPTERS = ("definitions", "scaling", "cross_verification", "unimprovable", "iterative")
+EXERCISE_CHAPTERS = ("definitions", "scaling", "cross_verification", "unimprovable", "verification", "iterative")
 SOLUTION_START, SOLUTION_END = ":::{solution-start}", ":::{solution-end}"
 
 

@@ -10,7 +10,9 @@ from gvlib import plan
 from tiny_model import DATA
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ("scaling", "cross_verification", "unimprovable", "iterative")
+NOTEBOOKS = ("scaling", "cross_verification", "unimprovable", "iterative", "verification")
+PRESETS = {notebook: sorted(p.stem for p in (ROOT / "notebooks" / "params" / notebook).glob("*.yaml")
+                            if p.stem in ("paper", "smoke")) for notebook in NOTEBOOKS}
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data not found at {DATA}")
 
 
@@ -27,8 +29,7 @@ def test_parameter_count_is_the_models_own():
 
 @needs_data
 @pytest.mark.parametrize("gpu", ["h100-80gb", "h200-141gb"])
-@pytest.mark.parametrize("preset", ["paper", "smoke"])
-@pytest.mark.parametrize("notebook", NOTEBOOKS)
+@pytest.mark.parametrize("notebook, preset", [(nb, p) for nb in NOTEBOOKS for p in PRESETS[nb]])
 def test_every_paper_preset_fits(notebook, preset, gpu):
     params = plan.notebook_params(ROOT / "notebooks" / f"{notebook}.ipynb",
                                   ROOT / "notebooks" / "params" / notebook / f"{preset}.yaml", [])
@@ -47,3 +48,13 @@ def test_a_72b_model_on_one_gpu_does_not_fit(capsys):
     assert plan.main(args + ["-p", "backend_options", "{}", "--json"]) == 0  # unset: the plan picks a size that fits
     import json
     assert json.loads(capsys.readouterr().out)["models"]["Qwen/Qwen1.5-72B"]["tp"] == 4  # 145 GB of bf16 weights
+
+
+@needs_data
+def test_cross_verification_charges_every_verifier_for_every_generator():
+    params = plan.notebook_params(ROOT / "notebooks" / "cross_verification.ipynb",
+                                  ROOT / "notebooks" / "params" / "cross_verification" / "smoke.yaml", [])
+    todo, _ = plan.calls("cross_verification", params, str(DATA), 512)
+    k = len(params["models"])
+    assert sum(c.what.startswith("generate") for c in todo) == k
+    assert sum(c.what.startswith("verify") for c in todo) == k * k * len(params["verifiers"])
