@@ -43,6 +43,7 @@ from typing import Any
 import nbformat
 import yaml
 
+from gvlib.params import renamed_hint
 from gvlib.paths import REPO_ROOT, results_dir
 
 #: The executed notebooks of the book, in execution order (the reading order is _toc.yml): the organism
@@ -118,7 +119,7 @@ def _literal(value: Any) -> str:
     raise TypeError(f"preset value {value!r} of type {type(value).__name__} has no Python literal")
 
 
-def merge_parameters(source: str, values: dict, header: str) -> str:
+def merge_parameters(source: str, values: dict, header: str, notebook: str = "") -> str:
     """The parameters cell ``source`` with ``values`` written in place of its defaults, under ``header``.
 
     Each ``name = default  # meaning`` line keeps its name and meaning; a value spanning several lines
@@ -133,7 +134,9 @@ def merge_parameters(source: str, values: dict, header: str) -> str:
             spans[node.targets[0].id] = (node.lineno, node.end_lineno)
     unknown = sorted(set(values) - set(spans))
     if unknown:
-        raise SystemExit(f"the preset sets {unknown}, which the notebook's parameters cell does not define")
+        raise SystemExit(f"the preset sets {unknown}, which the notebook's parameters cell does not define"
+                         + "".join(f"; {name!r}{renamed_hint(notebook, name)}" for name in unknown
+                                   if renamed_hint(notebook, name)))
     for name, (first, last) in sorted(((n, spans[n]) for n in values), key=lambda item: -item[1][0]):
         comment = comments.get(last)
         text = f"{name} = {_literal(values[name])}"
@@ -154,7 +157,7 @@ def prepare(nb: nbformat.NotebookNode, notebook: str, preset: str, parameters: d
                  + ", ".join(parameters) if parameters else "the notebook's defaults")
         header = textwrap.fill(f"The parameters this page ran with: {where}.", 100, initial_indent="# ",
                                subsequent_indent="# ")
-        tagged[0].source = merge_parameters(tagged[0].source, parameters, header)
+        tagged[0].source = merge_parameters(tagged[0].source, parameters, header, notebook)
     elif parameters:
         raise SystemExit(f"notebooks/{notebook}.ipynb has no 'parameters' cell for its preset {preset!r}")
     nb.cells = [install_cell(url), *cells]

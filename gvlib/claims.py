@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -30,12 +30,13 @@ from gvlib import paper_numbers  # noqa: E402
 from gvlib.backends import options_for  # noqa: E402
 from gvlib.engine import Generations, generate, verify  # noqa: E402
 from gvlib.metrics import GapResult, bootstrap_ci, fit_log_linear, gap, gap_from_weights  # noqa: E402
-from gvlib.tasks.base import VERIFIER_METHODS, Task  # noqa: E402
+from gvlib.names import METHOD_LABELS, VERIFIER_METHODS  # noqa: E402
+from gvlib.tasks.base import Task  # noqa: E402
 from gvlib.tasks.common import extraction_failure_rate  # noqa: E402
 from gvlib.threads import torch_threads  # noqa: E402
 from gvlib.verifiers import Verification  # noqa: E402
 
-__all__ = ["Model", "resolve_models", "load_task", "Filter", "make_filters", "Grid", "run_grid", "untested",
+__all__ = ["Model", "resolve_models", "Filter", "make_filters", "Grid", "run_grid", "untested",
            "method_untested", "slope_ci", "trend_counts", "trend_tests", "unimprovable_check", "percent",
            "paper_scaling", "quiet"]
 
@@ -52,11 +53,12 @@ class Model:
 
 @dataclass(frozen=True)
 class Models:
-    """The models of a run, smallest first, and the options their tasks need (the organism's world)."""
+    """The models of a run, smallest first, and the organism family's directory (None for other models):
+    the world its tasks are drawn from (``gvlib.tasks.load(name, family=models.family)``)."""
 
     models: list[Model]
     label: str
-    task_options: dict = field(default_factory=dict)
+    family: str | None = None
 
     @property
     def names(self) -> list[str]:
@@ -76,7 +78,7 @@ def resolve_models(organism: str | None, models: Sequence[str] = (), flops: Sequ
         how = f"trained {family.trained_now}" if family.trained_now else "reused"
         print(f"organism family {organism!r}: {len(family.models)} models ({how}, {time.time() - t0:.0f} s)")
         out = [Model(m.name, str(m.path), float(m.flops), int(m.params)) for m in family.models]
-        return Models(out, f"organism '{organism}'", {"family": str(family.path)})
+        return Models(out, f"organism '{organism}'", str(family.path))
     if not models:
         raise ValueError("no models: set `organism` to an organism preset or list `models` (HF ids or paths)")
     if flops and len(flops) != len(models):
@@ -89,24 +91,6 @@ def resolve_models(organism: str | None, models: Sequence[str] = (), flops: Sequ
     families = {paper_numbers.family_of(m) for m in models}
     label = families.pop() if len(families) == 1 and None not in families else "your models"
     return Models(out, label)
-
-
-def load_task(name: str, n_prompts: int, models: Models, data_dir: str | None = None) -> Task:
-    """The first ``n_prompts`` test problems of task ``name`` (organism tasks in the family's world).
-
-    ``data_dir``: a folder holding the real tasks' JSONL files (``gsm8k/test.jsonl``,
-    ``nq_open/dev.jsonl`` …) for offline runs; None reads them from Hugging Face ``datasets``.
-    """
-    from gvlib.tasks import TASKS, load
-
-    if name.startswith("organism/"):
-        if "family" not in models.task_options:
-            raise ValueError(f"task {name!r} is an organism task: it needs organism models (set `organism`)")
-        return load(name, limit=n_prompts, **models.task_options)
-    path = None
-    if data_dir is not None and getattr(TASKS.get(name), "data_dir", ""):
-        path = Path(data_dir) / TASKS[name].data_dir
-    return load(name, path=path, limit=n_prompts)
 
 
 def quiet() -> None:
@@ -145,7 +129,7 @@ class Filter:
 
     @property
     def label(self) -> str:
-        name = {"mc": "MC", "cot_score": "CoT-Score", "cot_binary": "CoT-Binary", "tournament": "Tournament"}[self.method]
+        name = METHOD_LABELS[self.method]
         if self.method == "cot_binary":
             return name
         if self.rounds is not None:
@@ -164,13 +148,13 @@ class Filter:
         return gap(u, verification.scores, tau=self.tau, quantile=self.quantile)
 
 
-def make_filters(methods: Sequence[str], *, mc_threshold: float | None = None, mc_quantile: float | None = None,
-                 cot_score_threshold: float = 8, tournament_rounds: int = 1) -> dict[str, Filter]:
+def make_filters(methods: Sequence[str], *, mc_tau: float | None = None, mc_quantile: float | None = None,
+                 cot_score_tau: float = 8, tournament_rounds: int = 1) -> dict[str, Filter]:
     """The paper's filter of each method (§3): MC at a global τ or a per-prompt quantile, CoT-Score at
     τ (keep s > τ), CoT-Binary keeps verdict 1, Tournament keeps the survivors of ``tournament_rounds``."""
     spec = {
-        "mc": dict(tau=mc_threshold, quantile=mc_quantile),
-        "cot_score": dict(tau=cot_score_threshold),
+        "mc": dict(tau=mc_tau, quantile=mc_quantile),
+        "cot_score": dict(tau=cot_score_tau),
         "cot_binary": dict(tau=0.5),
         "tournament": dict(rounds=tournament_rounds),
     }

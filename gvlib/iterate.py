@@ -48,15 +48,13 @@ from gvlib.finetune import LoraSettings, merge_adapter, train_adapter
 from gvlib.metrics import bootstrap_ci, filter_weights, gap_from_weights, pass_at_k
 from gvlib.paths import cache_root
 from gvlib.results import write_atomic
-from gvlib.tasks.base import VERIFIER_METHODS, Task
+from gvlib.names import BACKENDS, VERIFIER_METHODS, VERIFIERS
+from gvlib.tasks.base import Task
 from gvlib.verifiers import Verification
 
-__all__ = ["VERIFIERS", "SATURATION_GAP", "IterationConfig", "ModelRef", "IterationRun", "run_iterations",
+__all__ = ["SATURATION_GAP", "IterationConfig", "ModelRef", "IterationRun", "run_iterations",
            "pass_at_k_curve", "pass_at_k_ks", "diversity", "round_metrics", "claim_check", "run_stage",
            "open_backend"]
-
-#: Who verifies round t's samples: f_t itself, a fixed model, or the true utility (paper §5, Fig. 10).
-VERIFIERS = ("self", "fixed", "gold")
 
 #: The paper's saturation line (Fig. 4: a gap below 0.5 points), as a fraction.
 SATURATION_GAP = paper_numbers.SATURATION_LINE / 100
@@ -71,7 +69,7 @@ class IterationConfig:
     n               samples per prompt (the paper: 128); pass@k is reported for k = 1, 2, 4, … ≤ n and n
     method          the verification method of a model verifier (the paper: CoT-Binary, and MC in Fig. 4)
     tau, quantile   the filter: keep s > tau (one global threshold), or s above the prompt's quantile
-    verifier        "self", "fixed" or "gold" (see VERIFIERS)
+    verifier        "self", "fixed" or "gold" (:data:`gvlib.names.VERIFIERS`)
     fixed_verifier  the fixed verifier's model (default: f_0 itself, frozen)
     temperature, top_p  sampling of generations and verifications (paper §3: 0.7, 0.9)
     lora            LoRA shape and SFT schedule of each round
@@ -113,8 +111,8 @@ class IterationConfig:
         if self.fixed_verifier is not None and self.verifier != "fixed":
             raise ValueError(f"fixed_verifier={self.fixed_verifier!r} is only used with verifier='fixed', "
                              f"not {self.verifier!r}")
-        if self.backend not in ("auto", "transformers", "vllm"):
-            raise ValueError(f"backend must be 'auto', 'transformers' or 'vllm', got {self.backend!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         options_for(self.model, self.backend_options)  # a malformed option fails before any stage runs
 
     @property

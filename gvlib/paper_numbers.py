@@ -15,7 +15,7 @@ __all__ = [
     "FAMILIES", "FLOPS_1E21", "flops", "family_of",
     "GSM8K_COLUMNS", "GSM8K_ACCURACY", "GSM8K_GAP", "GSM8K_RELATIVE_GAP", "FIG1_COLUMNS",
     "MATH_RELATIVE_GAP", "CROSS_VERIFICATION", "NQ", "SUDOKU", "ITERATIVE_GSM8K", "ITERATIVE_PASS_AT_K",
-    "SATURATION_LINE", "ITERATIVE_VERIFIER_ABLATION", "TOURNAMENT_POSITION_BIAS",
+    "SATURATION_LINE", "ITERATIVE_VERIFIER_ABLATION", "TOURNAMENT_POSITION_BIAS", "CHAPTER_FAMILIES",
 ]
 
 #: The paper's model families (§3, Tabs. 4–7), smallest first, by Hugging Face id.
@@ -286,3 +286,18 @@ ITERATIVE_VERIFIER_ABLATION: dict[str, dict[int, tuple[float, ...]]] = {
 #: P(the verifier prefers the first solution, A) over the tournament's comparisons, across models and
 #: rounds: mean and standard deviation. A probability (not a percentage), as the paper prints it.
 TOURNAMENT_POSITION_BIAS: dict[str, float] = {"mean": 0.56, "sd": 0.12}
+
+
+def _complete(table: dict) -> list[str]:
+    """The families every member of which has a row in ``table``."""
+    return [fam for fam, ids in FAMILIES.items() if all(i in table for i in ids)]
+
+
+#: The families each chapter can draw beside its own models (its ``paper_family`` parameter): those the
+#: tables above hold for every member. Scaling: Fig. 1's GSM8K values (Tab. 5) or its MATH values;
+#: cross-verification: Fig. 3's grids; unimprovable: NQ (Tab. 1) and Sudoku (Tab. 2).
+CHAPTER_FAMILIES: dict[str, tuple[str, ...]] = {
+    "scaling": tuple(f for f in FAMILIES if f in _complete(GSM8K_RELATIVE_GAP) or f in MATH_RELATIVE_GAP),
+    "cross_verification": tuple(CROSS_VERIFICATION),
+    "unimprovable": tuple(f for f in _complete(NQ) if f in _complete(SUDOKU)),
+}

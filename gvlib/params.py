@@ -17,7 +17,10 @@ import types
 from dataclasses import dataclass
 from typing import Any, Callable
 
-__all__ = ["Param", "ParameterError", "NOTEBOOKS", "validate", "declared"]
+from gvlib.names import BACKENDS, POINTWISE_METHODS, VERIFIER_METHODS, VERIFIERS
+from gvlib.paper_numbers import CHAPTER_FAMILIES
+
+__all__ = ["Param", "ParameterError", "NOTEBOOKS", "RENAMED", "validate", "declared", "renamed_hint"]
 
 
 class ParameterError(ValueError):
@@ -85,9 +88,6 @@ def _options_by_model(v) -> str | None:
     return f"must map '*' or a model id to a dict of options; {bad} do not" if bad else None
 
 
-_METHODS = ("mc", "cot_score", "cot_binary", "tournament")
-_PAPER_FAMILIES = ("Qwen-1.5", "Qwen-2", "Llama-2", "Llama-3", "Llama-3.1", "Yi-1.5")
-
 #: What the three claim notebooks (scaling, cross_verification, unimprovable) share: the models
 #: (gvlib.claims.resolve_models), the sampling settings (paper §3) and the run's engine and seed.
 _CLAIM_COMMON: dict[str, Param] = {
@@ -98,7 +98,7 @@ _CLAIM_COMMON: dict[str, Param] = {
     "n_samples": Param(int, "samples per prompt (paper: 128)", in_range(1)),
     "temperature": Param(float, "sampling temperature of generator and verifier (paper: 0.7)", in_range(0.0)),
     "top_p": Param(float, "nucleus sampling mass (paper: 0.9)", in_range(0.0, 1.0, lo_open=True)),
-    "backend": Param(str, "inference engine", one_of("auto", "transformers", "vllm")),
+    "backend": Param(str, "inference engine", one_of(*BACKENDS)),
     "backend_options": Param(dict, "backend options for every model ('*') or per model id, e.g. "
                              "{'Qwen/Qwen2-72B': {'tensor_parallel_size': 4}}", _options_by_model),
     "cpu_threads": Param((int, type(None)), "torch CPU threads while sampling (None: torch's default)", in_range(1)),
@@ -116,32 +116,34 @@ NOTEBOOKS: dict[str, dict[str, Param]] = {
         **_CLAIM_COMMON,
         "flops": Param(list, "pre-training FLOPs of `models` (empty: the paper's table)"),
         "task": Param(str, "task name for gvlib.tasks.load"),
-        "verifiers": Param(list, "verification methods", subset_of(*_METHODS)),
-        "mc_threshold": Param(float, "MC: keep samples with score > this global threshold", in_range(0.0, 1.0)),
-        "cot_score_threshold": Param(float, "CoT-Score: keep samples with score > this", in_range(0.0, 10.0)),
+        "methods": Param(list, "verification methods", subset_of(*VERIFIER_METHODS)),
+        "mc_tau": Param(float, "MC: keep samples with score > this global threshold", in_range(0.0, 1.0)),
+        "cot_score_tau": Param(float, "CoT-Score: keep samples with score > this", in_range(0.0, 10.0)),
         "tournament_rounds": Param(int, "Tournament: keep the survivors of this many rounds", in_range(1)),
-        "paper_family": Param(str, "the paper's model family drawn beside ours",
-                              one_of("Qwen-1.5", "Qwen-2", "Qwen-2.5", "Llama-2", "Yi-1.5")),
+        "paper_family": Param(str, "the paper's model family drawn beside ours", one_of(*CHAPTER_FAMILIES["scaling"])),
     },
     "cross_verification": {
         **_CLAIM_COMMON,
         "task": Param(str, "task name for gvlib.tasks.load"),
-        "verifiers": Param(list, "verification methods", subset_of(*_METHODS)),
+        "methods": Param(list, "verification methods", subset_of(*VERIFIER_METHODS)),
         "mc_quantile": Param(float, "MC: keep samples above this per-prompt quantile of the scores", in_range(0.0, 1.0)),
-        "cot_score_threshold": Param(float, "CoT-Score: keep samples with score > this", in_range(0.0, 10.0)),
+        "cot_score_tau": Param(float, "CoT-Score: keep samples with score > this", in_range(0.0, 10.0)),
         "tournament_rounds": Param(int, "Tournament: keep the survivors of this many rounds", in_range(1)),
-        "paper_family": Param(str, "the paper's Fig. 3 family shown beside ours", one_of("Llama-2", "Qwen-2")),
+        "paper_family": Param(str, "the paper's Fig. 3 family shown beside ours",
+                              one_of(*CHAPTER_FAMILIES["cross_verification"])),
     },
     "unimprovable": {
         **_CLAIM_COMMON,
         "factual_task": Param(str, "the factual-recall task (paper: nq_open)"),
         "reasoning_task": Param(str, "the reasoning task it is compared with (paper: gsm8k)"),
         "sudoku_task": Param(str, "the 4x4 Sudoku task (paper: sudoku4)"),
-        "verifier": Param(str, "verification method on the factual and reasoning tasks (paper: MC)", one_of(*_METHODS[:3])),
-        "sudoku_verifier": Param(str, "verification method on Sudoku", one_of(*_METHODS[:3])),
+        "method": Param(str, "verification method on the factual and reasoning tasks (paper: MC)",
+                        one_of(*POINTWISE_METHODS)),
+        "sudoku_method": Param(str, "verification method on Sudoku", one_of(*POINTWISE_METHODS)),
         "mc_quantile": Param(float, "MC: keep samples above this per-prompt quantile of the scores", in_range(0.0, 1.0)),
-        "cot_score_threshold": Param(float, "CoT-Score: keep samples with score > this", in_range(0.0, 10.0)),
-        "paper_family": Param(str, "the paper's family whose NQ and Sudoku rows are shown", one_of(*_PAPER_FAMILIES)),
+        "cot_score_tau": Param(float, "CoT-Score: keep samples with score > this", in_range(0.0, 10.0)),
+        "paper_family": Param(str, "the paper's family whose NQ and Sudoku rows are shown",
+                              one_of(*CHAPTER_FAMILIES["unimprovable"])),
     },
     "organism": {
         "organism": Param((str, type(None)), "organism family preset (gvlib.organism.PRESETS), or None for a build "
@@ -150,7 +152,7 @@ NOTEBOOKS: dict[str, dict[str, Param]] = {
         "n_samples": Param(int, "samples per prompt", in_range(1)),
         "temperature": Param(float, "sampling temperature of generator and verifier (paper: 0.7)", in_range(0.0)),
         "top_p": Param(float, "nucleus sampling mass (paper: 0.9)", in_range(0.0, 1.0, lo_open=True)),
-        "mc_threshold": Param(float, "the global MC threshold whose yield is reported", in_range(0.0, 1.0)),
+        "mc_tau": Param(float, "the global MC threshold whose yield is reported", in_range(0.0, 1.0)),
         "cpu_threads": Param((int, type(None)), "torch CPU threads while sampling (None: torch's default)", in_range(1)),
         "seed": Param(int, "seed of sampling and verification", in_range(0)),
     },
@@ -166,12 +168,11 @@ NOTEBOOKS: dict[str, dict[str, Param]] = {
         "n_train_prompts": Param(int, "train-split problems used when train_prompts is 'train'", in_range(1)),
         "n_samples": Param(int, "samples per prompt and round (paper: 128)", in_range(1)),
         "rounds": Param(int, "fine-tuning rounds (paper: 3)", in_range(1)),
-        "method": Param(str, "verification method of a model verifier (paper: cot_binary)",
-                        one_of("mc", "cot_score", "cot_binary", "tournament")),
-        "threshold": Param(float, "keep samples whose verifier score is > this"),
-        "filter_quantile": Param((float, type(None)), "keep samples above this per-prompt quantile instead of the threshold",
-                                 in_range(0.0, 1.0)),
-        "verifiers": Param(list, "who filters each run", subset_of("self", "fixed", "gold")),
+        "method": Param(str, "verification method of a model verifier (paper: cot_binary)", one_of(*VERIFIER_METHODS)),
+        "tau": Param(float, "keep samples whose verifier score is > this"),
+        "quantile": Param((float, type(None)), "keep samples above this per-prompt quantile instead of tau",
+                          in_range(0.0, 1.0)),
+        "verifiers": Param(list, "who filters each run", subset_of(*VERIFIERS)),
         "lora_rank": Param(int, "LoRA rank", in_range(1)),
         "lora_alpha": Param(float, "LoRA alpha (scale = alpha / rank)", in_range(0.0, lo_open=True)),
         "lora_lr": Param(float, "AdamW learning rate of the LoRA weights", in_range(0.0, lo_open=True)),
@@ -179,7 +180,7 @@ NOTEBOOKS: dict[str, dict[str, Param]] = {
         "lora_batch_size": Param(int, "samples per optimizer step", in_range(1)),
         "temperature": Param(float, "sampling temperature of generator and verifier (paper: 0.7)", in_range(0.0)),
         "top_p": Param(float, "nucleus sampling mass (paper: 0.9)", in_range(0.0, 1.0, lo_open=True)),
-        "backend": Param(str, "inference engine", one_of("auto", "transformers", "vllm")),
+        "backend": Param(str, "inference engine", one_of(*BACKENDS)),
         "backend_options": Param(dict, "backend options for every model ('*') or per model id, e.g. "
                                  "{'Qwen/Qwen1.5-72B': {'tensor_parallel_size': 4}}", _options_by_model),
         "n_boot": Param(int, "bootstrap resamples of the prompts for CIs", in_range(1)),
@@ -188,6 +189,23 @@ NOTEBOOKS: dict[str, dict[str, Param]] = {
         "seed": Param(int, "seed of sampling, verification, fine-tuning and the bootstrap", in_range(0)),
     },
 }
+
+
+#: Parameters renamed by issue 17 (one name per idea, :mod:`gvlib.names`), per notebook: {old: new}. An old
+#: name in a preset or a papermill ``-p`` fails with a message naming the new one.
+RENAMED: dict[str, dict[str, str]] = {
+    "scaling": {"verifiers": "methods", "mc_threshold": "mc_tau", "cot_score_threshold": "cot_score_tau"},
+    "cross_verification": {"verifiers": "methods", "cot_score_threshold": "cot_score_tau"},
+    "unimprovable": {"verifier": "method", "sudoku_verifier": "sudoku_method", "cot_score_threshold": "cot_score_tau"},
+    "organism": {"mc_threshold": "mc_tau"},
+    "iterative": {"threshold": "tau", "filter_quantile": "quantile"},
+}
+
+
+def renamed_hint(notebook: str, name: str) -> str:
+    """"; renamed to 'new'" when ``name`` is an old name of a parameter of ``notebook``, else ""."""
+    new = RENAMED.get(notebook, {}).get(name)
+    return f": it was renamed to {new!r} (gvlib.names: one name per idea)" if new else ""
 
 
 def declared(notebook: str) -> dict[str, Param]:
@@ -221,7 +239,7 @@ def validate(notebook: str, namespace: dict[str, Any]) -> dict[str, Any]:
     problems = []
     for name in sorted(set(values) - set(spec)):
         close = difflib.get_close_matches(name, spec, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = renamed_hint(notebook, name) or (f"; did you mean {close[0]!r}?" if close else "")
         problems.append(f"unknown parameter {name!r}{hint} (known: {', '.join(sorted(spec))})")
     for name in sorted(set(spec) - set(values)):
         problems.append(f"parameter {name!r} is missing from the parameters cell")

@@ -170,16 +170,16 @@ def calls(notebook: str, p: dict, data_dir: str | None, verify_budget: int) -> t
     n, prompts = p["n_samples"], p["n_prompts"]
     if notebook == "scaling":
         for m in p["models"]:
-            add(m, m, p["task"], p["verifiers"], prompts, n, p.get("tournament_rounds", 0))
+            add(m, m, p["task"], p["methods"], prompts, n, p.get("tournament_rounds", 0))
     elif notebook == "cross_verification":
         for g in p["models"]:
             for v in p["models"]:
-                add(g, v, p["task"], p["verifiers"], prompts, n)
+                add(g, v, p["task"], p["methods"], prompts, n)
         out[:] = list({(c.model, c.what): c for c in out}.values())  # a generator samples once
     elif notebook == "unimprovable":
         for m in p["models"]:
-            for task, method in ((p["factual_task"], p["verifier"]), (p["reasoning_task"], p["verifier"]),
-                                 (p["sudoku_task"], p["sudoku_verifier"])):
+            for task, method in ((p["factual_task"], p["method"]), (p["reasoning_task"], p["method"]),
+                                 (p["sudoku_task"], p["sudoku_method"])):
                 add(m, m, task, [method], prompts, n)
     elif notebook == "iterative":
         for verifier in p["verifiers"]:

@@ -42,7 +42,8 @@ import numpy as np
 
 from .backends.base import Backend, SamplingParams
 from .backends.text import derive_seed
-from .tasks.base import VERIFIER_METHODS, Example, Task
+from .names import VERIFIER_METHODS
+from .tasks.base import Example, Task
 
 #: What a model may write between a keyword's colon and its value: spaces, markdown, brackets, quotes.
 _DECOR = r"[\s*_`\"'<\[({]*"

@@ -8,7 +8,7 @@ import papermill
 import pytest
 import yaml
 
-from gvlib import claims
+from gvlib import claims, tasks
 from gvlib.metrics import fit_log_linear
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,9 +44,9 @@ def recomputed(record, task, methods, *, cross=False):
 
     ps = record["parameters"]
     models = claims.resolve_models(ps["organism"], ps["models"], ps.get("flops", ()))
-    task_obj = claims.load_task(task, ps["n_prompts"], models, ps["data_dir"])
-    filters = claims.make_filters(methods, mc_threshold=ps.get("mc_threshold"), mc_quantile=ps.get("mc_quantile"),
-                                  cot_score_threshold=ps["cot_score_threshold"],
+    task_obj = tasks.load(task, limit=ps["n_prompts"], data_dir=ps["data_dir"], family=models.family)
+    filters = claims.make_filters(methods, mc_tau=ps.get("mc_tau"), mc_quantile=ps.get("mc_quantile"),
+                                  cot_score_tau=ps["cot_score_tau"],
                                   tournament_rounds=ps.get("tournament_rounds", 1))
     grid = claims.run_grid(models.models, task_obj, methods, cross=cross, n=ps["n_samples"],
                            temperature=ps["temperature"], top_p=ps["top_p"], seed=ps["seed"], backend=ps["backend"],
@@ -71,19 +71,19 @@ def test_scaling_tiny(tmp_path, monkeypatch):
     common(record, preset, "scaling", tmp_path)
     m = record["measured"]
     check_rows(m["rows"])
-    assert len(m["rows"]) == len(m["models"]) * len(preset["verifiers"]) and len(m["models"]) >= 2
+    assert len(m["rows"]) == len(m["models"]) * len(preset["methods"]) and len(m["models"]) >= 2
     flops = [x["flops"] for x in m["models"]]
     assert flops == sorted(flops) and all(f > 0 for f in flops)
-    for method in preset["verifiers"]:
+    for method in preset["methods"]:
         fit = m["fits"][method]
         assert fit["slope_ci"][0] <= fit["slope_ci"][1] and 0 <= fit["r2"] <= 1 + 1e-9
         assert method in record["paper"]["points"] and len(record["paper"]["points"][method]["flops"]) == 7
     # every number is the one the recorded samples and verdicts give
-    grid, filters, rows = recomputed(record, preset["task"], preset["verifiers"])
+    grid, filters, rows = recomputed(record, preset["task"], preset["methods"])
     assert m["rows"] == rows
     gaps = grid.gaps(filters)
     names = [x["name"] for x in m["models"]]
-    for method in preset["verifiers"]:
+    for method in preset["methods"]:
         mine = {r["generator"]: r["relative_gap"] for r in rows if r["method"] == method}
         slope, intercept, r2 = fit_log_linear(flops, [mine[g] for g in names])
         ci = claims.slope_ci([gaps[(g, g, method)] for g in names], flops, n_boot=preset["n_boot"], seed=preset["seed"])
@@ -101,7 +101,7 @@ def test_scaling_tiny(tmp_path, monkeypatch):
     assert all((r["truncation_rate"] is None) == (r["method"] == "mc") for r in m["rows"])
     assert all(0 <= r["truncation_rate"] <= r["unparseable_rate"] for r in m["rows"] if r["method"] != "mc")
     # the tournament's position bias, per model, beside the paper's 0.56 ± 0.12 (§6.1)
-    assert "tournament" in preset["verifiers"] and record["paper"]["position_bias"] == {"mean": 0.56, "sd": 0.12}
+    assert "tournament" in preset["methods"] and record["paper"]["position_bias"] == {"mean": 0.56, "sd": 0.12}
     bias = m["position_bias"]
     assert set(bias) == {x["name"] for x in m["models"]}
     for name, b in bias.items():
@@ -117,18 +117,18 @@ def test_cross_verification_tiny(tmp_path, monkeypatch):
     m = record["measured"]
     k = len(m["models"])
     check_rows(m["rows"])
-    assert len(m["rows"]) == k * k * len(preset["verifiers"])
-    for method in preset["verifiers"]:
+    assert len(m["rows"]) == k * k * len(preset["methods"])
+    for method in preset["methods"]:
         matrix = m["matrices"][method]
         assert len(matrix) == k and all(len(r) == k for r in matrix)
         diag = {r["generator"]: r["gap"] for r in m["rows"] if r["method"] == method and r["generator"] == r["verifier"]}
         assert [matrix[i][i] for i in range(k)] == pytest.approx([diag[x["name"]] for x in m["models"]])
-    assert m["rows"] == recomputed(record, preset["task"], preset["verifiers"], cross=True)[2]
+    assert m["rows"] == recomputed(record, preset["task"], preset["methods"], cross=True)[2]
     names = [x["name"] for x in m["models"]]
-    for method in preset["verifiers"]:
+    for method in preset["methods"]:
         gaps = {(r["generator"], r["verifier"]): r["gap"] for r in m["rows"] if r["method"] == method}
         assert m["matrices"][method] == [[gaps[(g, v)] for v in names] for g in names]
-    counts = [claims.trend_counts(m["matrices"][method]) for method in preset["verifiers"]]
+    counts = [claims.trend_counts(m["matrices"][method]) for method in preset["methods"]]
     cc = record["claim_check"]
     assert 0 <= cc["rows_rising"] <= cc["n"] and 0 <= cc["columns_falling"] <= cc["n"]
     tested = cc["tested"]

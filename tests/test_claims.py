@@ -9,7 +9,7 @@ from gvlib.verifiers import Verification
 
 
 def test_filters_follow_the_papers_thresholds():
-    f = claims.make_filters(["mc", "cot_score", "cot_binary", "tournament"], mc_threshold=0.8, tournament_rounds=2)
+    f = claims.make_filters(["mc", "cot_score", "cot_binary", "tournament"], mc_tau=0.8, tournament_rounds=2)
     assert [f[m].label for m in f] == ["MC τ0.8", "CoT-Score τ8", "CoT-Binary", "Tournament r2"]
     assert claims.make_filters(["mc"], mc_quantile=0.8)["mc"].label == "MC top0.8"
     u = np.array([[1, 0, 0, 1]])

@@ -335,10 +335,10 @@ def test_longest_documents_fit_the_rows(preset):
 def test_bench_times_the_books_calls_on_a_trained_family(family_run):
     import torch
 
-    from gvlib.bench import Grid, bench_book, report
+    from gvlib.bench import Sweep, bench_book, report
 
     _, out, _, _ = family_run
-    grid = Grid(sizes=(), workloads=(), rows=(), vocab=1, score_rows=1, repeats=1)
+    grid = Sweep(sizes=(), workloads=(), rows=(), vocab=1, score_rows=1, repeats=1)
     rows = bench_book(str(out), grid, torch.device("cpu"), members=["b"])
     assert [(r["model"], r["call"], r["n"]) for r in rows] == [("b", "generate", 8), ("b", "cot_score", 1)]
     task = load_task("organism/sudoku", family=out)
@@ -402,9 +402,9 @@ def test_packed_loss_is_the_masked_loss_and_rejects_left_padding():
 def test_bench_times_the_organisms_training_loop():
     import torch
 
-    from gvlib.bench import Grid, bench_training, report
+    from gvlib.bench import Sweep, bench_training, report
 
-    grid = Grid(sizes=(), workloads=(), rows=(), vocab=1, score_rows=1, repeats=1, train_members=("m1",), train_steps=2)
+    grid = Sweep(sizes=(), workloads=(), rows=(), vocab=1, score_rows=1, repeats=1, train_members=("m1",), train_steps=2)
     (row,) = bench_training(grid, torch.device("cpu"), peak=1e9)
     assert row["model"] == "m1" and 0 < row["real_tokens_per_step"] <= row["rows"] * row["seq_len"]
     assert row["train_tok_s"] == pytest.approx(row["real_tokens_per_step"] / row["step_s"])

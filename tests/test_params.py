@@ -1,7 +1,10 @@
 """Notebook parameter validation (gvlib.params): papermill only warns about unknown names, we stop."""
 import pytest
 
-from gvlib.params import NOTEBOOKS, Param, ParameterError, in_range, one_of, validate
+from gvlib.build import merge_parameters
+from gvlib.names import VERIFIER_METHODS, VERIFIERS
+from gvlib.paper_numbers import CHAPTER_FAMILIES
+from gvlib.params import NOTEBOOKS, RENAMED, Param, ParameterError, in_range, one_of, validate
 
 
 @pytest.fixture
@@ -47,3 +50,29 @@ def test_missing_parameter_and_unknown_notebook(spec):
         validate("demo", ns)
     with pytest.raises(ParameterError, match="no parameter declaration for notebook 'nope'"):
         validate("nope", {})
+
+
+@pytest.mark.parametrize("notebook, old, new", [(nb, old, new) for nb, names in RENAMED.items()
+                                                for old, new in names.items()])
+def test_a_renamed_parameter_fails_naming_its_new_name(notebook, old, new):
+    """Issue 17 renamed parameters to one name per idea (gvlib.names); an old preset or -p fails clearly."""
+    assert new in NOTEBOOKS[notebook] and old not in NOTEBOOKS[notebook]
+    with pytest.raises(ParameterError, match=rf"unknown parameter '{old}': it was renamed to '{new}'"):
+        validate(notebook, {old: 1})
+    source = f"{new} = 1  # the new name\nseed = 0"
+    with pytest.raises(SystemExit, match=rf"'{old}': it was renamed to '{new}'"):
+        merge_parameters(source, {old: 2}, "# header", notebook)
+
+
+def test_choices_come_from_the_one_vocabulary():
+    """The methods, verifiers, backends and paper families a notebook accepts are gvlib.names' and the paper's."""
+    assert validate_problem("scaling", "methods", ["mc", "cot_scor"]) == (
+        f"has unknown entries ['cot_scor']; choose from {list(VERIFIER_METHODS)}")
+    assert validate_problem("iterative", "verifiers", ["me"]).endswith(f"choose from {list(VERIFIERS)}")
+    for notebook, families in CHAPTER_FAMILIES.items():
+        assert validate_problem(notebook, "paper_family", families[0]) is None
+        assert validate_problem(notebook, "paper_family", "Qwen-9") is not None
+
+
+def validate_problem(notebook, name, value):
+    return NOTEBOOKS[notebook][name].problem(value)

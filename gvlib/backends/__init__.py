@@ -9,13 +9,13 @@ from __future__ import annotations
 import importlib.util
 from importlib import metadata
 
+from gvlib.names import BACKENDS
+
 from .base import Backend, Completion, SamplingParams
 from .resolve import ModelNotFoundError
 
 __all__ = ["Backend", "Completion", "SamplingParams", "ModelNotFoundError", "BackendUnavailableError",
            "load_backend", "options_for", "vllm_available"]
-
-BACKENDS = ("auto", "transformers", "vllm")
 
 
 class BackendUnavailableError(RuntimeError):

@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-#: The paper's four verification methods (§3): multiple choice, CoT-Binary, CoT-Score, Tournament.
-VERIFIER_METHODS = ("mc", "cot_binary", "cot_score", "tournament")
+from gvlib.names import VERIFIER_METHODS  # noqa: F401  (re-exported: tasks ask verifiers with these methods)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .. import prompts
-from .base import VERIFIER_METHODS, Example, Task
+from ..names import VERIFIER_METHODS
+from .base import Example, Task
 
 
 #: End-of-text markers a model may write as plain text; a sampled verification stops at them.
