@@ -53,7 +53,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -107,15 +106,11 @@ FULL = Sweep(sizes=((64, 2), (128, 2), (128, 4), (256, 4)), workloads=(GENERATE,
 
 
 def describe_machine(device: torch.device) -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     import transformers
 
-    info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    from gvlib.results import cpu_name
+
+    info = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "transformers": transformers.__version__, "device": str(device)}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
@@ -278,7 +273,7 @@ def bench_book(family_dir: str, sweep: Sweep, device: torch.device, members: lis
         verification = [task.verifier_prompt("cot_score", e, c) for e, cs in zip(examples, candidates) for c in cs]
         for call, texts, k, new in (("generate", generation, n, task.max_new_tokens),
                                     ("cot_score", verification, 1, task.verifier_max_new_tokens)):
-            prompts = backend._encode(texts)
+            prompts = backend.encode(texts)
             result = race(backend.model, prompts, n=k, new_tokens=new, eos_ids=backend.eos_ids,
                           pad_id=backend.pad_id, repeats=sweep.repeats, device=device)
             rows.append({"model": name, "call": call, "n": k, "rows": len(prompts) * k,

@@ -47,7 +47,7 @@ from gvlib.codehash import source_digest
 from gvlib.finetune import LoraSettings, merge_adapter, train_adapter
 from gvlib.metrics import bootstrap_ci, filter_weights, gap_from_weights, pass_at_k
 from gvlib.paths import cache_root
-from gvlib.results import write_atomic
+from gvlib.atomic import write_atomic
 from gvlib.names import BACKENDS, VERIFIER_METHODS, VERIFIERS
 from gvlib.tasks.base import Task
 from gvlib.verifiers import Verification
@@ -151,20 +151,6 @@ class ModelRef:
     lora_id: int = 0
 
 
-class _LoRALLM:
-    """A ``vllm.LLM`` whose every ``generate`` call carries one ``lora_request`` (the round's adapter)."""
-
-    def __init__(self, llm, request):
-        self._llm, self._request = llm, request
-
-    def generate(self, *args, **kw):
-        kw.setdefault("lora_request", self._request)
-        return self._llm.generate(*args, **kw)
-
-    def __getattr__(self, name):
-        return getattr(self._llm, name)
-
-
 def open_backend(ref: ModelRef, kind: str, *, lora_rank: int = 8, options: dict | None = None) -> Backend:
     """A backend serving f_t: the merged directory (transformers) or base + LoRARequest (vLLM).
 
@@ -177,14 +163,8 @@ def open_backend(ref: ModelRef, kind: str, *, lora_rank: int = 8, options: dict 
         if ref.adapter is not None and ref.merged is None:
             raise ValueError(f"model {ref.name}: the transformers backend needs the merged directory of {ref.adapter}")
         return load_backend(model, backend=kind, **options)
-    from vllm.lora.request import LoRARequest
-
-    backend = load_backend(ref.base, backend="vllm", enable_lora=True, max_lora_rank=vllm_max_lora_rank(lora_rank),
-                           max_loras=1, **options)
-    backend.llm = _LoRALLM(backend.llm, LoRARequest(ref.name, ref.lora_id, ref.adapter))
-    backend.fingerprint = digest([backend.fingerprint, fingerprint(ref.adapter)])[:24]
-    backend.model_id = f"{ref.base}+{ref.name}"
-    return backend
+    return load_backend(ref.base, backend="vllm", enable_lora=True, max_lora_rank=vllm_max_lora_rank(lora_rank),
+                        max_loras=1, lora=(ref.name, ref.lora_id, ref.adapter), **options)
 
 
 def run_stage(fn: Callable[..., Any], *args: Any, isolate: bool) -> Any:

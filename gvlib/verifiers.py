@@ -42,8 +42,7 @@ import numpy as np
 
 from .backends.base import Backend, SamplingParams
 from .backends.text import derive_seed
-from .names import VERIFIER_METHODS
-from .tasks.base import Example, Task
+from .tasks.base import VERIFIER_METHODS, Example, Task
 
 #: What a model may write between a keyword's colon and its value: spaces, markdown, brackets, quotes.
 _DECOR = r"[\s*_`\"'<\[({]*"

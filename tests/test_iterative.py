@@ -241,18 +241,6 @@ def test_isolated_stage_runs_in_another_process_and_reraises():
         iterate.run_stage(int, "stage broke", isolate=True)
 
 
-def test_lora_llm_adds_the_rounds_adapter_to_every_generate_call():
-    class FakeLLM:
-        marker = "engine"
-
-        def generate(self, prompts, params=None, **kw):
-            return prompts, kw
-
-    llm = iterate._LoRALLM(FakeLLM(), "round-2-request")
-    assert llm.generate(["p"], None, use_tqdm=False) == (["p"], {"use_tqdm": False, "lora_request": "round-2-request"})
-    assert llm.marker == "engine"
-
-
 def test_transformers_stages_use_the_merged_model(tiny, tmp_path):
     with pytest.raises(ValueError, match="needs the merged directory"):
         iterate.open_backend(ModelRef(base=tiny, adapter=str(tmp_path), name="f1", lora_id=1), "transformers")

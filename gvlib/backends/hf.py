@@ -95,9 +95,6 @@ class HFBackend(Backend):
             raise ValueError(f"model {self.model_id!r} has no EOS token id (config or tokenizer)")
         return ids
 
-    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
-        return [self._tokenize(t, True) for t in texts]
-
     def _left_pad(self, seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
@@ -121,7 +118,7 @@ class HFBackend(Backend):
         out: list[list[Completion]] = []
         for start in range(0, len(prompts), prompts_per_call):
             batch = list(prompts[start:start + prompts_per_call])
-            ids = self._encode(batch)
+            ids = self.encode(batch)
             got: list[list[list[int]]] = [[] for _ in batch]
             for part, first in enumerate(range(0, params.n, per_call)):
                 share = dataclasses.replace(params, n=min(per_call, params.n - first))
@@ -165,11 +162,8 @@ class HFBackend(Backend):
         return [cut[i * params.n:(i + 1) * params.n] for i in range(len(prompt_ids))]
 
     # -- scoring ----------------------------------------------------------------------------
-    def _tokenize(self, text: str, add_special_tokens: bool) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=add_special_tokens).input_ids
-
     def logprob_continuations(self, prompts: Sequence[str], continuations: Sequence[str]) -> np.ndarray:
-        pairs = [continuation_ids(self._tokenize, p, c) for p in prompts for c in continuations]
+        pairs = [continuation_ids(self.tokenize, p, c) for p in prompts for c in continuations]
         # One model input per distinct prompt + continuation[:-1], so a prompt's single-token
         # verdicts share one forward pass; a pair asks for log P(cont[t] | input up to len(ctx)+t).
         index: dict[tuple[int, ...], int] = {}
