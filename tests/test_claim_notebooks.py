@@ -178,18 +178,29 @@ def test_mistyped_parameter_stops_a_claim_notebook(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("claim", CLAIMS)
 def test_presets_exist_and_default_shares_the_samples(claim):
-    """tiny/default/paper/smoke presets exist; the defaults use the same prompts and sampling settings, so the
-    engine's cache shares generations between the chapters; smoke is paper on 16 prompts x 8 samples."""
+    """tiny/default/paper/smoke presets exist and hold only what they change (default: nothing, the parameters
+    cell is the book's run); the defaults use the same prompts and sampling settings, so the engine's cache
+    shares generations between the chapters; smoke is paper on 16 prompts x 8 samples."""
+    from gvlib.plan import notebook_params
+
     folder = ROOT / "notebooks" / "params" / claim
     assert {p.stem for p in folder.glob("*.yaml")} == {"tiny", "default", "paper", "smoke"}
-    default = yaml.safe_load((folder / "default.yaml").read_text())
-    scaling = yaml.safe_load((ROOT / "notebooks" / "params" / "scaling" / "default.yaml").read_text())
+
+    def effective(notebook, preset):
+        path = ROOT / "notebooks" / "params" / notebook / f"{preset}.yaml"
+        cell = notebook_params(ROOT / "notebooks" / f"{notebook}.ipynb", None, [])
+        changes = yaml.safe_load(path.read_text()) or {}
+        assert not {k for k, v in changes.items() if cell.get(k) == v}, f"{path.name} repeats the cell's defaults"
+        return {**cell, **changes}
+
+    assert yaml.safe_load((folder / "default.yaml").read_text()) == {}
+    default, scaling = effective(claim, "default"), effective("scaling", "default")
     for key in ("organism", "n_prompts", "n_samples", "temperature", "top_p", "seed"):
         assert default[key] == scaling[key], key
-    paper = yaml.safe_load((folder / "paper.yaml").read_text())
+    paper = effective(claim, "paper")
     assert paper["organism"] is None and paper["n_samples"] == 128 and paper["temperature"] == 0.7
     assert paper["top_p"] == 0.9 and paper["models"]
-    smoke = yaml.safe_load((folder / "smoke.yaml").read_text())
+    smoke = effective(claim, "smoke")
     assert (smoke["n_prompts"], smoke["n_samples"]) == (16, 8)
     assert {k: v for k, v in smoke.items() if k not in ("n_prompts", "n_samples", "n_boot", "tournament_rounds")} \
         == {k: v for k, v in paper.items() if k not in ("n_prompts", "n_samples", "n_boot", "tournament_rounds")}
