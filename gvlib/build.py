@@ -122,16 +122,20 @@ def _literal(value: Any) -> str:
 def merge_parameters(source: str, values: dict, header: str, notebook: str = "") -> str:
     """The parameters cell ``source`` with ``values`` written in place of its defaults, under ``header``.
 
-    Each ``name = default  # meaning`` line keeps its name and meaning; a value spanning several lines
-    is replaced whole. A name in ``values`` that the cell does not assign is an error.
+    Each ``name: type = default  # meaning`` line (:mod:`gvlib.params`) keeps its name, type and meaning; a
+    value spanning several lines is replaced whole. A name in ``values`` that the cell does not assign is an
+    error (naming its new name when it was renamed, :data:`gvlib.params.RENAMED`).
     """
     lines = source.splitlines()
     comments = {tok.start[0]: tok.string for tok in tokenize.generate_tokens(io.StringIO(source).readline)
                 if tok.type == tokenize.COMMENT}
-    spans = {}
+    spans, annotations = {}, {}
     for node in ast.parse(source).body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             spans[node.targets[0].id] = (node.lineno, node.end_lineno)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            spans[node.target.id] = (node.lineno, node.end_lineno)
+            annotations[node.target.id] = f": {ast.get_source_segment(source, node.annotation)}"
     unknown = sorted(set(values) - set(spans))
     if unknown:
         raise SystemExit(f"the preset sets {unknown}, which the notebook's parameters cell does not define"
@@ -139,7 +143,7 @@ def merge_parameters(source: str, values: dict, header: str, notebook: str = "")
                                    if renamed_hint(notebook, name)))
     for name, (first, last) in sorted(((n, spans[n]) for n in values), key=lambda item: -item[1][0]):
         comment = comments.get(last)
-        text = f"{name} = {_literal(values[name])}"
+        text = f"{name}{annotations.get(name, '')} = {_literal(values[name])}"
         if ast.literal_eval(_literal(values[name])) != values[name]:
             raise SystemExit(f"preset value of {name!r} does not round-trip as a Python literal: {values[name]!r}")
         lines[first - 1:last] = [f"{text}  {comment}" if comment else text]
@@ -202,11 +206,12 @@ def execute(notebook: str, preset: str, *, force: bool = False, generated: Path 
 
 
 def organism_presets(notebooks: tuple[str, ...], preset: str) -> list[str]:
-    """The organism families the notebooks' presets run on (their ``organism`` parameter), in order."""
+    """The organism families the notebooks run on under ``preset`` (their ``organism`` parameter), in order."""
+    from gvlib.plan import notebook_params
+
     names: list[str] = []
     for notebook in notebooks:
-        params_file = preset_path(notebook, preset)
-        organism = (yaml.safe_load(params_file.read_text()) or {}).get("organism") if params_file else None
+        organism = notebook_params(NOTEBOOK_DIR / f"{notebook}.ipynb", preset_path(notebook, preset), []).get("organism")
         if organism and organism not in names:
             names.append(organism)
     return names

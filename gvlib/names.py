@@ -1,4 +1,4 @@
-"""Vocabulary: the sets of names every layer shares, from the papermill cell down to the metric, defined once.
+"""The sets of names every layer shares, from the papermill cell down to the metric, defined once.
 
 Each name means one idea everywhere:
 

@@ -260,12 +260,13 @@ def plan(notebook: str, params: dict, *, gpu: str = "h100-80gb", mfu: float = 0.
 
 
 def notebook_params(path: Path, preset: Path | None, overrides: list[tuple[str, str]]) -> dict:
-    """The notebook's parameters cell, updated by the preset and by ``-p name value`` (YAML values)."""
+    """The notebook's parameters cell, updated by the preset and by ``-p name value`` (YAML values); with the
+    cell's declarations (``__annotations__``, what :func:`gvlib.params.validate` reads)."""
     import nbformat
     nb = nbformat.read(path, as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", []))
     values: dict = {}
-    exec(cell.source, {}, values)  # noqa: S102 (the project's own parameters cell: plain assignments)
+    exec(compile(cell.source, str(path), "exec", dont_inherit=True), {}, values)  # noqa: S102 (the project's own cell)
     if preset is not None:
         values.update(yaml.safe_load(preset.read_text()) or {})
     values.update({k: yaml.safe_load(v) for k, v in overrides})

@@ -16,9 +16,14 @@ CLAIMS = ("scaling", "cross_verification", "unimprovable")
 
 
 def execute(tmp_path, monkeypatch, notebook, **parameters):
-    """Run notebooks/<notebook>.ipynb with its tiny preset (plus ``parameters``); results go to tmp_path."""
+    """Run notebooks/<notebook>.ipynb with its tiny preset (plus ``parameters``); results go to tmp_path.
+    Returns the parameters it ran with (the cell's defaults and the preset), the results and the notebook."""
+    from gvlib.plan import notebook_params
+
     monkeypatch.setenv("GVLIB_RESULTS", str(tmp_path))  # the kernel inherits it: the book's results/ stay untouched
-    preset = yaml.safe_load((ROOT / "notebooks" / "params" / notebook / "tiny.yaml").read_text())
+    preset = notebook_params(ROOT / "notebooks" / f"{notebook}.ipynb",
+                             ROOT / "notebooks" / "params" / notebook / "tiny.yaml", [])
+    preset.pop("__annotations__")
     out = tmp_path / f"{notebook}.ipynb"
     papermill.execute_notebook(str(ROOT / "notebooks" / f"{notebook}.ipynb"), str(out),
                                parameters={**preset, **parameters}, kernel_name="python3",

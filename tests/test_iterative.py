@@ -19,6 +19,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 from gvlib import iterate
 from gvlib.finetune import LoraSettings, load_adapted, merge_adapter, sft_example, train_adapter
 from gvlib.iterate import IterationConfig, IterationRun, ModelRef, claim_check, diversity, pass_at_k_curve
+from gvlib.plan import notebook_params
 from gvlib.tasks.base import Example, Task
 
 WORDS = ["[PAD]", "[BOS]", "[EOS]", "[UNK]", "0", "1", "2", "3", "q", "=", "Judge:", "Correct", "Incorrect"]
@@ -331,9 +332,12 @@ def test_notebook_runs_with_the_tiny_preset(tmp_path, monkeypatch):
 
     root = Path(__file__).resolve().parents[1]
     monkeypatch.setenv("GVLIB_RESULTS", str(tmp_path / "results"))
-    preset = yaml.safe_load((root / "notebooks" / "params" / "iterative" / "tiny.yaml").read_text())
+    tiny = root / "notebooks" / "params" / "iterative" / "tiny.yaml"
+    preset = {k: v for k, v in notebook_params(root / "notebooks" / "iterative.ipynb", tiny, []).items()
+              if k != "__annotations__"}  # the cell's defaults and the preset's changes
     out = tmp_path / "iterative.ipynb"
-    papermill.execute_notebook(str(root / "notebooks" / "iterative.ipynb"), str(out), parameters=preset,
+    papermill.execute_notebook(str(root / "notebooks" / "iterative.ipynb"), str(out),
+                               parameters=yaml.safe_load(tiny.read_text()),
                                kernel_name="python3", progress_bar=False, cwd=str(root))
     record = json.loads((tmp_path / "results" / "iterative.json").read_text())
     runs = record["measured"]["runs"]
