@@ -43,6 +43,7 @@ from typing import Any
 import nbformat
 import yaml
 
+from gvlib.codehash import source_digest
 from gvlib.params import renamed_hint
 from gvlib.paths import REPO_ROOT, results_dir
 
@@ -71,13 +72,16 @@ def preset_path(notebook: str, preset: str) -> Path | None:
 
 
 def _inputs_key(notebook: str, preset: Path | None) -> str:
+    """What an executed notebook depends on: its source and preset (as written: the page shows them), the code
+    digest of gvlib (:func:`gvlib.codehash.source_digest`: a comment or docstring re-executes nothing) and the
+    repository setting."""
     h = hashlib.sha256()
-    sources = [NOTEBOOK_DIR / f"{notebook}.ipynb", *sorted((REPO_ROOT / "gvlib").rglob("*.py"))]
-    if preset is not None:
-        sources.append(preset)
-    for path in sources:
+    for path in [NOTEBOOK_DIR / f"{notebook}.ipynb", *([preset] if preset is not None else [])]:
         h.update(path.relative_to(REPO_ROOT).as_posix().encode())
         h.update(path.read_bytes())
+    modules = [".".join(p.relative_to(REPO_ROOT).with_suffix("").parts).removesuffix(".__init__")
+               for p in sorted((REPO_ROOT / "gvlib").rglob("*.py"))]
+    h.update(source_digest(*modules).encode())
     h.update(repository_url().encode())
     return h.hexdigest()
 
