@@ -1,4 +1,4 @@
-"""Atomic file writes: a reader (or a resumed run) sees a whole file or none, never half of one.
+"""[engine] Atomic file writes: a reader (or a resumed run) sees a whole file or none, never half of one.
 
 The data goes to a temporary file in the same folder, is flushed to disk, and is moved into place
 with ``os.replace`` (atomic on POSIX within one file system); an error or a kill before the move

@@ -1,4 +1,4 @@
-"""Benchmark of gvlib's fast paths against the plain ``transformers`` way, in one process.
+"""[speed] Benchmark of gvlib's fast paths against the plain ``transformers`` way, in one process.
 
     python -m gvlib.bench            # the full sweep (a few minutes on a 2-core CPU)
     python -m gvlib.bench --quick    # a smaller sweep, under a minute
@@ -7,8 +7,7 @@
 
 On the CPU the benchmark runs on one thread unless told otherwise: on a machine whose cores are
 busy with other jobs, torch's multi-threaded ops wait on descheduled threads and both sides slow
-down by one to two orders of magnitude (measured: the quick sweep took 6.7 minutes instead of 40
-seconds on 2 shared cores), which says nothing about either method.
+down by one to two orders of magnitude (README, Speed), which says nothing about either method.
 
 1. Sampling (paper §3: completions at T = 0.7, top-p 0.9): tokens/s of
    ``gvlib.sampler.sample_tokens`` against ``model.generate`` on random Llama models sized like the

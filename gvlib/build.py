@@ -1,4 +1,4 @@
-"""Build the book: train (or reuse) the organism, execute the notebooks with papermill, render with Jupyter Book.
+"""[page] Build the book: train (or reuse) the organism, execute the notebooks with papermill, render with Jupyter Book.
 
 ``make book`` runs ``python -m gvlib.build``: it first trains (or reuses) the organism families the
 notebooks' presets name, showing each model as it is ready, then executes the notebooks. Options:

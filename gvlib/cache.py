@@ -1,4 +1,4 @@
-"""A disk cache of samples and verifications, resumable chunk by chunk.
+"""[engine] A disk cache of samples and verifications, resumable chunk by chunk.
 
 An entry is keyed by a hash of everything that determines it (backend fingerprint, task and split,
 the exact prompt texts, sampling parameters, seed, verifier method …), stored as one file::

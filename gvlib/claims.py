@@ -1,4 +1,4 @@
-"""What the claim notebooks share (paper §3–§4): models by name, a generator × verifier grid of cached
+"""[claims] What the claim notebooks share (paper §3–§4): models by name, a generator × verifier grid of cached
 generations and verifications, the paper's filters, and gap summaries with bootstrap CIs.
 
 A notebook names its models in one of two ways (its ``organism`` and ``models`` parameters):

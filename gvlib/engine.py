@@ -1,4 +1,4 @@
-"""The cached sample → verify pipeline the notebooks call (paper §3: sample, then verify).
+"""[engine] The cached sample → verify pipeline the notebooks call (paper §3: sample, then verify).
 
 :func:`generate` draws n completions per problem and scores them with the task's utility;
 :func:`verify` asks a verifier (the generator itself, or another backend) about every completion

@@ -1,4 +1,4 @@
-"""Iterative self-improvement: rounds of sample → verify → filter → LoRA fine-tune (paper §5, App. D, Alg. 1).
+"""[claims] Iterative self-improvement: rounds of sample → verify → filter → LoRA fine-tune (paper §5, App. D, Alg. 1).
 
 Round t starts from the model f_t (f_0 = the given model) and
 

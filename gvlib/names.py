@@ -1,4 +1,4 @@
-"""The sets of names every layer shares, from the papermill cell down to the metric, defined once.
+"""[vocabulary] The sets of names every layer shares, from the papermill cell down to the metric, defined once.
 
 Each name means one idea everywhere:
 

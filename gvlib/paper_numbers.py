@@ -1,4 +1,4 @@
-"""The paper's published numbers, transcribed once (Song et al. 2025; each table names its source).
+"""[results] The paper's published numbers, transcribed once (Song et al. 2025; each table names its source).
 
 Every value is the paper's, in **percent** as printed (gvlib's metrics return fractions: divide by
 100 before comparing). Each table below is a verbatim transcription of one of the paper's tables (or

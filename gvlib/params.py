@@ -1,4 +1,4 @@
-"""Papermill parameters: declared once, in each notebook's parameters cell, and validated before anything runs.
+"""[notebook] Papermill parameters: declared once, in each notebook's parameters cell, and validated before anything runs.
 
 A notebook's ``parameters`` cell declares each parameter once, with its type, its default and its meaning::
 

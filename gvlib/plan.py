@@ -1,4 +1,4 @@
-"""A plan before a paper-scale run: compute, GPU-hours, memory per GPU, disk and tensor-parallel sizes.
+"""[paper scale] A plan before a paper-scale run: compute, GPU-hours, memory per GPU, disk and tensor-parallel sizes.
 
     python -m gvlib.plan notebooks/scaling.ipynb -f notebooks/params/scaling/paper.yaml [--gpu h100-80gb]
         [--mfu 0.25] [--data-dir /data] [-p n_prompts 64]

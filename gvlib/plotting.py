@@ -1,4 +1,4 @@
-"""The book's figures: one style, static images, the paper's numbers drawn beside ours.
+"""[page] The book's figures: one style, static images, the paper's numbers drawn beside ours.
 
 Conventions: no figure titles (captions live in the notebook's
 cell metadata and markdown), lowercase axis labels, ``lw=2``, one figure size set here. A panel that

@@ -1,4 +1,4 @@
-"""``results/<claim>.json``: what a notebook measured, with everything needed to trust it.
+"""[results] ``results/<claim>.json``: what a notebook measured, with everything needed to trust it.
 
 Each file holds the parameters, the measured values (with confidence intervals), the paper's values
 where they exist, package versions, the device and the wall time. Written atomically.

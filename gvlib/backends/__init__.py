@@ -1,4 +1,4 @@
-"""Backends: sample and score behind one interface (the book's intro, "Two scales, one code path").
+"""[backends] Backends: sample and score behind one interface (the book's intro, "Two scales, one code path").
 
 ``load_backend(model)`` gives a :class:`~gvlib.backends.base.Backend` for a Hugging Face id or a
 local directory: vLLM on a CUDA machine where it is installed (the paper's engine), otherwise

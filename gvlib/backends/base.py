@@ -1,4 +1,4 @@
-"""The backend interface: sample n completions per prompt, score fixed continuations.
+"""[backends] The backend interface: sample n completions per prompt, score fixed continuations.
 
 Every backend (transformers on CPU or GPU, vLLM on GPUs) implements this; verifiers, loops and
 notebooks use nothing else, so the organism and a 72B model run through the same code.

@@ -1,4 +1,4 @@
-"""The `transformers` backend (CPU or GPU): batched, left-padded sampling and continuation scoring.
+"""[backends] The `transformers` backend (CPU or GPU): batched, left-padded sampling and continuation scoring.
 
 Sampling follows the paper's settings (§3: T = 0.7, top-p 0.9, 512 new tokens) through
 ``gvlib.sampler`` for Llama-like models and ``model.generate`` otherwise; scoring gives log P(continuation | prompt) for the MC verifier (§3, App. E).
@@ -26,9 +26,9 @@ from .text import continuation_ids, derive_seed, truncate_at_stop
 
 
 #: Rows (prompt × sample) per sampling call for a small model: the organism's batch in the book.
-#: The sampler's per-step overhead is amortised over the rows: measured with ``python -m gvlib.bench``
-#: (one thread), 512 rows sample the book's generation calls (n = 8) 1.5–2× faster than 64 rows, and
-#: its verification calls (n = 1, longer prompts) 0.9–1.2× as fast: those are bound by reading the KV cache.
+#: The sampler's per-step overhead is amortised over the rows, so the book's generation calls (n = 8) gain
+#: from large batches while its verification calls (n = 1, longer prompts) are bound by reading the KV
+#: cache and barely change (``python -m gvlib.bench`` measures both; the README's Speed section).
 SMALL_MODEL_BATCH_ROWS = 512
 #: Models above this many parameters get ``LARGE_BATCH_ROWS``, whose KV cache stays small.
 SMALL_MODEL_PARAMS = 50_000_000

@@ -1,4 +1,4 @@
-"""The vLLM backend (GPUs): the paper's inference engine (§3: "inference with vLLM").
+"""[backends] The vLLM backend (GPUs): the paper's inference engine (§3: "inference with vLLM").
 
 ``vllm`` is a GPU extra (requirements-gpu.txt) imported only when this backend is built; the same
 vLLM release has a CPU build (``make test-vllm``), on which the tests run this backend.

@@ -1,4 +1,4 @@
-"""Organism vital signs (a command-line report beside the organism page): per member and task, accuracy,
+"""[organism] Organism vital signs (a command-line report beside the organism page): per member and task, accuracy,
 self-verification by each method, its ROC AUC and the gap, through the chapters' own path.
 
 For every task and finished member of a family directory, :func:`gvlib.claims.run_grid` samples ``n``

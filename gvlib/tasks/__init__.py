@@ -1,4 +1,4 @@
-"""Tasks with prompts, answer extraction and utilities (paper §3, §4).
+"""[tasks] Tasks with prompts, answer extraction and utilities (paper §3, §4).
 
 ``load(name)`` gives a :class:`~gvlib.tasks.base.Task`: the paper's GSM8K, MATH, MATH-500,
 NQ-open and 4×4 Sudoku, or any organism task ("organism/<task>", built by

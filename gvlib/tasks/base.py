@@ -1,4 +1,4 @@
-"""The task interface shared by the paper's tasks and the organism's (paper §3, §4).
+"""[tasks] The task interface shared by the paper's tasks and the organism's (paper §3, §4).
 
 A task owns everything that is specific to it: how a problem is shown to a generator, how an
 answer is read back, the utility u(x, y) in [0, 1], and how each of the paper's four verifiers

@@ -1,4 +1,4 @@
-"""What the real tasks share (paper §3): loading their data and asking the paper's verifiers.
+"""[tasks] What the real tasks share (paper §3): loading their data and asking the paper's verifiers.
 
 Data comes from, in order: ``path`` (a JSONL file, or a directory holding ``<split>.jsonl``),
 ``$GVLIB_DATA/<data_dir>/<split>.jsonl``, or Hugging Face ``datasets`` (needs network or a
