@@ -27,33 +27,32 @@ f_{t+1} is the base model served with a new ``LoRARequest`` per round.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
 from gvlib import engine, paper_numbers
+from gvlib.atomic import write_atomic
 from gvlib.backends import load_backend, options_for, vllm_available
-from gvlib.backends.vllm import vllm_max_lora_rank
 from gvlib.backends.base import Backend
 from gvlib.backends.resolve import fingerprint, resolve_model_dir
+from gvlib.backends.vllm import vllm_max_lora_rank
 from gvlib.cache import digest, progress
+from gvlib.claims import run_stage
 from gvlib.codehash import source_digest
 from gvlib.finetune import LoraSettings, merge_adapter, train_adapter
 from gvlib.metrics import bootstrap_ci, filter_weights, gap_from_weights, pass_at_k
-from gvlib.paths import cache_root
-from gvlib.atomic import write_atomic
 from gvlib.names import BACKENDS, VERIFIER_METHODS, VERIFIERS
+from gvlib.paths import cache_root
 from gvlib.tasks.base import Task
 from gvlib.verifiers import Verification
 
 __all__ = ["SATURATION_GAP", "IterationConfig", "ModelRef", "IterationRun", "run_iterations",
-           "pass_at_k_curve", "pass_at_k_ks", "diversity", "round_metrics", "claim_check", "run_stage",
+           "pass_at_k_curve", "pass_at_k_ks", "diversity", "round_metrics", "claim_check",
            "open_backend"]
 
 #: The paper's saturation line (Fig. 4: a gap below 0.5 points), as a fraction.
@@ -165,18 +164,6 @@ def open_backend(ref: ModelRef, kind: str, *, lora_rank: int = 8, options: dict 
         return load_backend(model, backend=kind, **options)
     return load_backend(ref.base, backend="vllm", enable_lora=True, max_lora_rank=vllm_max_lora_rank(lora_rank),
                         max_loras=1, lora=(ref.name, ref.lora_id, ref.adapter), **options)
-
-
-def run_stage(fn: Callable[..., Any], *args: Any, isolate: bool) -> Any:
-    """``fn(*args)``, in a fresh spawned process when ``isolate`` (its GPU memory dies with it).
-
-    ``fn`` must be a module-level function and its arguments and result picklable; an exception in the
-    child is raised here.
-    """
-    if not isolate:
-        return fn(*args)
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(fn, *args).result()
 
 
 # -- stages (module-level so a spawned process can run them) -----------------------------------------

@@ -16,7 +16,7 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from gvlib import iterate
+from gvlib import claims, iterate
 from gvlib.finetune import LoraSettings, load_adapted, merge_adapter, sft_example, train_adapter
 from gvlib.iterate import IterationConfig, IterationRun, ModelRef, claim_check, diversity, pass_at_k_curve
 from gvlib.plan import notebook_params
@@ -235,11 +235,11 @@ def test_config_names_the_bad_parameter():
 # -- stage dispatch -------------------------------------------------------------------------------
 def test_isolated_stage_runs_in_another_process_and_reraises():
     # builtins, so the spawned process imports nothing heavy
-    assert iterate.run_stage(os.getpid, isolate=True) != os.getpid()
-    assert iterate.run_stage(os.getpid, isolate=False) == os.getpid()
-    assert iterate.run_stage(max, 3, 7, isolate=True) == 7
+    assert claims.run_stage(os.getpid, isolate=True) != os.getpid()
+    assert claims.run_stage(os.getpid, isolate=False) == os.getpid()
+    assert claims.run_stage(max, 3, 7, isolate=True) == 7
     with pytest.raises(ValueError, match="stage broke"):
-        iterate.run_stage(int, "stage broke", isolate=True)
+        claims.run_stage(int, "stage broke", isolate=True)
 
 
 def test_transformers_stages_use_the_merged_model(tiny, tmp_path):
