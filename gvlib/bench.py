@@ -1,14 +1,13 @@
-"""Benchmark of gvlib's fast paths against the plain ``transformers`` way, in one process.
+"""[speed] Benchmark of gvlib's fast paths against the plain ``transformers`` way, in one process.
 
-    python -m gvlib.bench            # the full grid (a few minutes on a 2-core CPU)
-    python -m gvlib.bench --quick    # a smaller grid, under a minute
+    python -m gvlib.bench            # the full sweep (a few minutes on a 2-core CPU)
+    python -m gvlib.bench --quick    # a smaller sweep, under a minute
     python -m gvlib.bench --threads 2   # torch CPU threads (default 1, see below)
     python -m gvlib.bench --quick --family .cache/gvlib/organism/default   # + the book's own calls
 
 On the CPU the benchmark runs on one thread unless told otherwise: on a machine whose cores are
 busy with other jobs, torch's multi-threaded ops wait on descheduled threads and both sides slow
-down by one to two orders of magnitude (measured: the quick grid took 6.7 minutes instead of 40
-seconds on 2 shared cores), which says nothing about either method.
+down by one to two orders of magnitude (README, Speed), which says nothing about either method.
 
 1. Sampling (paper §3: completions at T = 0.7, top-p 0.9): tokens/s of
    ``gvlib.sampler.sample_tokens`` against ``model.generate`` on random Llama models sized like the
@@ -53,7 +52,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -85,7 +83,9 @@ N16 = Workload("n16", n=16, prompt_len=(24, 36), new_tokens=40)
 
 
 @dataclass(frozen=True)
-class Grid:
+class Sweep:
+    """What a benchmark run times: model sizes × workloads × batch rows (not :class:`gvlib.claims.Grid`)."""
+
     sizes: tuple[tuple[int, int], ...]  # (hidden, layers)
     workloads: tuple[Workload, ...]
     rows: tuple[int, ...]  # rows (prompt × sample) per batch
@@ -96,24 +96,20 @@ class Grid:
     train_steps: int = 8
 
 
-# The quick grid: the largest default organism's size (m5: hidden 128, 4 layers) at the book's batch.
-QUICK = Grid(sizes=((128, 4),), workloads=(GENERATE, VERIFY), rows=(SMALL_MODEL_BATCH_ROWS,), vocab=330,
+# The quick sweep: the largest default organism's size (m5: hidden 128, 4 layers) at the book's batch.
+QUICK = Sweep(sizes=((128, 4),), workloads=(GENERATE, VERIFY), rows=(SMALL_MODEL_BATCH_ROWS,), vocab=330,
              score_rows=128, repeats=1, train_members=("m5",), train_steps=4)
-FULL = Grid(sizes=((64, 2), (128, 2), (128, 4), (256, 4)), workloads=(GENERATE, VERIFY, N16),
+FULL = Sweep(sizes=((64, 2), (128, 2), (128, 4), (256, 4)), workloads=(GENERATE, VERIFY, N16),
             rows=(64, SMALL_MODEL_BATCH_ROWS, 1024), vocab=330, score_rows=1024, repeats=3,
             train_members=("m1", "m2", "m3", "m4", "m5"), train_steps=12)
 
 
 def describe_machine(device: torch.device) -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     import transformers
 
-    info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    from gvlib.results import cpu_name
+
+    info = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "transformers": transformers.__version__, "device": str(device)}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
@@ -223,19 +219,19 @@ def race(model, prompts: list[list[int]], *, n: int, new_tokens: int, eos_ids: l
             "shared": per_row / needed, "speedup": ours_tokens / t_ours / (theirs_tokens / t_theirs)}
 
 
-def bench_sampler(grid: Grid, device: torch.device, peak: float) -> list[dict]:
+def bench_sampler(sweep: Sweep, device: torch.device, peak: float) -> list[dict]:
     rows = []
     generator = torch.Generator().manual_seed(0)
-    for hidden, layers in grid.sizes:
-        model = organism_like(hidden, layers, grid.vocab, device)
-        for work in grid.workloads:
-            for batch_rows in grid.rows:
+    for hidden, layers in sweep.sizes:
+        model = organism_like(hidden, layers, sweep.vocab, device)
+        for work in sweep.workloads:
+            for batch_rows in sweep.rows:
                 n_prompts = max(1, batch_rows // work.n)
                 low, high = work.prompt_len
                 lengths = torch.randint(low, high + 1, (n_prompts,), generator=generator).tolist()
-                prompts = [torch.randint(3, grid.vocab, (k,), generator=generator).tolist() for k in lengths]
+                prompts = [torch.randint(3, sweep.vocab, (k,), generator=generator).tolist() for k in lengths]
                 result = race(model, prompts, n=work.n, new_tokens=work.new_tokens, eos_ids=[], pad_id=0,
-                              repeats=grid.repeats, device=device)
+                              repeats=sweep.repeats, device=device)
                 flops = 2 * matmul_params(model) * result["sampler_model_tokens"]
                 rows.append({
                     "hidden": hidden, "layers": layers, "params": sum(p.numel() for p in model.parameters()),
@@ -251,7 +247,7 @@ def family_members(family_dir: str | Path) -> list[str]:
     return [m["name"] for m in json.loads((Path(family_dir) / "family.json").read_text())["models"]]
 
 
-def bench_book(family_dir: str, grid: Grid, device: torch.device, members: list[str] | None = None) -> list[dict]:
+def bench_book(family_dir: str, sweep: Sweep, device: torch.device, members: list[str] | None = None) -> list[dict]:
     """The book's own sampling calls on a trained organism family (``python -m gvlib.organism``).
 
     For each member, loaded as the notebooks load it (:class:`gvlib.backends.hf.HFBackend`): Sudoku
@@ -276,15 +272,15 @@ def bench_book(family_dir: str, grid: Grid, device: torch.device, members: list[
         verification = [task.verifier_prompt("cot_score", e, c) for e, cs in zip(examples, candidates) for c in cs]
         for call, texts, k, new in (("generate", generation, n, task.max_new_tokens),
                                     ("cot_score", verification, 1, task.verifier_max_new_tokens)):
-            prompts = backend._encode(texts)
+            prompts = backend.encode(texts)
             result = race(backend.model, prompts, n=k, new_tokens=new, eos_ids=backend.eos_ids,
-                          pad_id=backend.pad_id, repeats=grid.repeats, device=device)
+                          pad_id=backend.pad_id, repeats=sweep.repeats, device=device)
             rows.append({"model": name, "call": call, "n": k, "rows": len(prompts) * k,
                          "prompt_tokens": sum(map(len, prompts)) / len(prompts), **result})
     return rows
 
 
-def bench_training(grid: Grid, device: torch.device, peak: float) -> list[dict]:
+def bench_training(sweep: Sweep, device: torch.device, peak: float) -> list[dict]:
     """Tokens/s and model FLOP/s of the organism's training loop on the default family's shapes (module doc).
 
     The organism trains on the CPU (its batches are CPU tensors), so on another device nothing is timed.
@@ -303,18 +299,18 @@ def bench_training(grid: Grid, device: torch.device, peak: float) -> list[dict]:
     tasks = {t: make_task(t, world) for t in TASKS}
     mixture = replace(preset.mixture, kinds={k: w for k, w in preset.mixture.kinds.items() if k != "verify"})
     rows = []
-    for name in grid.train_members if device.type == "cpu" else ():
+    for name in sweep.train_members if device.type == "cpu" else ():
         spec = next(m for m in preset.models if m.name == name)
         model = build_model(spec, tokenizer, preset.train, preset.seed)
         corpus = Corpus(world, tasks, tokenizer.get_vocab(), mixture, seed=preset.seed)
         train_model(model, corpus, replace(spec, steps=2), preset.train)  # warm-up
-        stats = train_model(model, corpus, replace(spec, steps=grid.train_steps), preset.train)
+        stats = train_model(model, corpus, replace(spec, steps=sweep.train_steps), preset.train)
         non_embedding = param_counts(model)[1]
         tok_s = stats["train_tokens"] / stats["wall_time_s"]
         rows.append({"model": name, "hidden": spec.hidden, "layers": spec.layers, "params": non_embedding,
-                     "steps": grid.train_steps, "rows": preset.train.rows, "seq_len": preset.train.seq_len,
-                     "real_tokens_per_step": stats["train_tokens"] / grid.train_steps,
-                     "step_s": stats["wall_time_s"] / grid.train_steps, "train_tok_s": tok_s,
+                     "steps": sweep.train_steps, "rows": preset.train.rows, "seq_len": preset.train.seq_len,
+                     "real_tokens_per_step": stats["train_tokens"] / sweep.train_steps,
+                     "step_s": stats["wall_time_s"] / sweep.train_steps, "train_tok_s": tok_s,
                      "train_matmul_fraction": 6 * non_embedding * tok_s / peak})
     return rows
 
@@ -376,22 +372,22 @@ def _score(method: str, logits: torch.Tensor, targets: torch.Tensor) -> torch.Te
     return token_logprobs(logits, targets)
 
 
-def bench_scorer(grid: Grid, device: torch.device) -> list[dict]:
+def bench_scorer(sweep: Sweep, device: torch.device) -> list[dict]:
     rows, cases = [], []
     for vocab in (32_000, 152_064):
         for dtype in (torch.float32, torch.bfloat16):
             g = torch.Generator(device=device).manual_seed(0)
-            logits = torch.randn(grid.score_rows, vocab, generator=g, dtype=dtype, device=device)
-            targets = torch.randint(0, vocab, (grid.score_rows,), generator=g, device=device)
+            logits = torch.randn(sweep.score_rows, vocab, generator=g, dtype=dtype, device=device)
+            targets = torch.randint(0, vocab, (sweep.score_rows,), generator=g, device=device)
             fused, naive = _score("fused", logits, targets), _score("naive", logits, targets)
             exact = torch.log_softmax(logits.double(), dim=-1).gather(-1, targets[:, None]).squeeze(-1)
-            times = {m: best_time(lambda m=m: _score(m, logits, targets), grid.repeats, device)
+            times = {m: best_time(lambda m=m: _score(m, logits, targets), sweep.repeats, device)
                      for m in ("fused", "naive")}
             del logits, targets
-            cases += [("fused", grid.score_rows, vocab, dtype), ("naive", grid.score_rows, vocab, dtype)]
+            cases += [("fused", sweep.score_rows, vocab, dtype), ("naive", sweep.score_rows, vocab, dtype)]
             rows.append({
-                "vocab": vocab, "dtype": str(dtype).removeprefix("torch."), "rows": grid.score_rows,
-                "input_mib": grid.score_rows * vocab * torch.finfo(dtype).bits / 8 / 2**20,
+                "vocab": vocab, "dtype": str(dtype).removeprefix("torch."), "rows": sweep.score_rows,
+                "input_mib": sweep.score_rows * vocab * torch.finfo(dtype).bits / 8 / 2**20,
                 "fused_err": float((fused - exact).abs().max()), "naive_err": float((naive - exact).abs().max()),
                 "fused_ms": times["fused"] * 1e3, "naive_ms": times["naive"] * 1e3,
             })
@@ -464,7 +460,7 @@ def report(machine: dict, peak: float, sampler_rows: list[dict], scorer_rows: li
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m gvlib.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smaller grid that runs in under a minute")
+    parser.add_argument("--quick", action="store_true", help="a smaller sweep that runs in under a minute")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1; 0: torch's choice)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
@@ -478,16 +474,16 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--family {args.family}: no family.json there (train one with python -m gvlib.organism)")
     if args.threads:
         torch.set_num_threads(args.threads)  # for the whole process, which does nothing else
-    grid = QUICK if args.quick else FULL
+    sweep = QUICK if args.quick else FULL
     device = torch.device(args.device)
     machine = describe_machine(device)
-    peak = matmul_flops(device, 512 if args.quick else 1024, grid.repeats)
-    results = {"machine": machine, "matmul_flops": peak, "grid": asdict(grid),
-               "sampler": bench_sampler(grid, device, peak), "training": bench_training(grid, device, peak),
-               "scorer": bench_scorer(grid, device)}
+    peak = matmul_flops(device, 512 if args.quick else 1024, sweep.repeats)
+    results = {"machine": machine, "matmul_flops": peak, "sweep": asdict(sweep),
+               "sampler": bench_sampler(sweep, device, peak), "training": bench_training(sweep, device, peak),
+               "scorer": bench_scorer(sweep, device)}
     if args.family is not None:
         members = family_members(args.family)
-        results["book"] = bench_book(args.family, grid, device, members[-1:] if args.quick else members)
+        results["book"] = bench_book(args.family, sweep, device, members[-1:] if args.quick else members)
     print(report(machine, peak, results["sampler"], results["scorer"], results.get("book"), results["training"]))
     if args.json:
         with open(args.json, "w") as f:

@@ -1,4 +1,4 @@
-"""Build the book: train (or reuse) the organism, execute the notebooks with papermill, render with Jupyter Book.
+"""[page] Build the book: train (or reuse) the organism, execute the notebooks with papermill, render with Jupyter Book.
 
 ``make book`` runs ``python -m gvlib.build``: it first trains (or reuses) the organism families the
 notebooks' presets name, showing each model as it is ready, then executes the notebooks. Options:
@@ -43,6 +43,8 @@ from typing import Any
 import nbformat
 import yaml
 
+from gvlib.codehash import source_digest
+from gvlib.params import renamed_hint
 from gvlib.paths import REPO_ROOT, results_dir
 
 #: The executed notebooks of the book, in execution order (the reading order is _toc.yml): the verification
@@ -73,13 +75,16 @@ def preset_path(notebook: str, preset: str) -> Path | None:
 
 
 def _inputs_key(notebook: str, preset: Path | None, overrides: dict | None = None) -> str:
+    """What an executed notebook depends on: its source and preset (as written: the page shows them), the
+    values that override the preset, the code digest of gvlib (:func:`gvlib.codehash.source_digest`: a
+    comment or docstring re-executes nothing) and the repository setting."""
     h = hashlib.sha256()
-    sources = [NOTEBOOK_DIR / f"{notebook}.ipynb", *sorted((REPO_ROOT / "gvlib").rglob("*.py"))]
-    if preset is not None:
-        sources.append(preset)
-    for path in sources:
+    for path in [NOTEBOOK_DIR / f"{notebook}.ipynb", *([preset] if preset is not None else [])]:
         h.update(path.relative_to(REPO_ROOT).as_posix().encode())
         h.update(path.read_bytes())
+    modules = [".".join(p.relative_to(REPO_ROOT).with_suffix("").parts).removesuffix(".__init__")
+               for p in sorted((REPO_ROOT / "gvlib").rglob("*.py"))]
+    h.update(source_digest(*modules).encode())
     h.update(repository_url().encode())
     if overrides:
         h.update(json.dumps(overrides, sort_keys=True).encode())
@@ -123,25 +128,31 @@ def _literal(value: Any) -> str:
     raise TypeError(f"preset value {value!r} of type {type(value).__name__} has no Python literal")
 
 
-def merge_parameters(source: str, values: dict, header: str) -> str:
+def merge_parameters(source: str, values: dict, header: str, notebook: str = "") -> str:
     """The parameters cell ``source`` with ``values`` written in place of its defaults, under ``header``.
 
-    Each ``name = default  # meaning`` line keeps its name and meaning; a value spanning several lines
-    is replaced whole. A name in ``values`` that the cell does not assign is an error.
+    Each ``name: type = default  # meaning`` line (:mod:`gvlib.params`) keeps its name, type and meaning; a
+    value spanning several lines is replaced whole. A name in ``values`` that the cell does not assign is an
+    error (naming its new name when it was renamed, :data:`gvlib.params.RENAMED`).
     """
     lines = source.splitlines()
     comments = {tok.start[0]: tok.string for tok in tokenize.generate_tokens(io.StringIO(source).readline)
                 if tok.type == tokenize.COMMENT}
-    spans = {}
+    spans, annotations = {}, {}
     for node in ast.parse(source).body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             spans[node.targets[0].id] = (node.lineno, node.end_lineno)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            spans[node.target.id] = (node.lineno, node.end_lineno)
+            annotations[node.target.id] = f": {ast.get_source_segment(source, node.annotation)}"
     unknown = sorted(set(values) - set(spans))
     if unknown:
-        raise SystemExit(f"the preset sets {unknown}, which the notebook's parameters cell does not define")
+        raise SystemExit(f"the preset sets {unknown}, which the notebook's parameters cell does not define"
+                         + "".join(f"; {name!r}{renamed_hint(notebook, name)}" for name in unknown
+                                   if renamed_hint(notebook, name)))
     for name, (first, last) in sorted(((n, spans[n]) for n in values), key=lambda item: -item[1][0]):
         comment = comments.get(last)
-        text = f"{name} = {_literal(values[name])}"
+        text = f"{name}{annotations.get(name, '')} = {_literal(values[name])}"
         if ast.literal_eval(_literal(values[name])) != values[name]:
             raise SystemExit(f"preset value of {name!r} does not round-trip as a Python literal: {values[name]!r}")
         lines[first - 1:last] = [f"{text}  {comment}" if comment else text]
@@ -159,7 +170,7 @@ def prepare(nb: nbformat.NotebookNode, notebook: str, preset: str, parameters: d
                  + ", ".join(parameters) if parameters else "the notebook's defaults")
         header = textwrap.fill(f"The parameters this page ran with: {where}.", 100, initial_indent="# ",
                                subsequent_indent="# ")
-        tagged[0].source = merge_parameters(tagged[0].source, parameters, header)
+        tagged[0].source = merge_parameters(tagged[0].source, parameters, header, notebook)
     elif parameters:
         raise SystemExit(f"notebooks/{notebook}.ipynb has no 'parameters' cell for its preset {preset!r}")
     nb.cells = [install_cell(url), *cells]
@@ -208,11 +219,12 @@ def execute(notebook: str, preset: str, *, force: bool = False, generated: Path 
 
 
 def organism_presets(notebooks: tuple[str, ...], preset: str) -> list[str]:
-    """The organism families the notebooks' presets run on (their ``organism`` parameter), in order."""
+    """The organism families the notebooks run on under ``preset`` (their ``organism`` parameter), in order."""
+    from gvlib.plan import notebook_params
+
     names: list[str] = []
     for notebook in notebooks:
-        params_file = preset_path(notebook, preset)
-        organism = (yaml.safe_load(params_file.read_text()) or {}).get("organism") if params_file else None
+        organism = notebook_params(NOTEBOOK_DIR / f"{notebook}.ipynb", preset_path(notebook, preset), []).get("organism")
         if organism and organism not in names:
             names.append(organism)
     return names

@@ -1,11 +1,11 @@
-"""A disk cache of samples and verifications, resumable chunk by chunk.
+"""[engine] A disk cache of samples and verifications, resumable chunk by chunk.
 
 An entry is keyed by a hash of everything that determines it (backend fingerprint, task and split,
 the exact prompt texts, sampling parameters, seed, verifier method …), stored as one file::
 
     GVLIB1 <sha256 of payload> <payload length>\\n<payload: JSON>
 
-written to a temporary file and moved into place with ``os.replace``, so a reader sees a whole
+written atomically (:func:`gvlib.atomic.write_atomic`), so a reader sees a whole
 entry or none. On reading, a wrong length or checksum (a truncated or corrupt file) counts as a
 miss: the entry is recomputed and rewritten, never used. Work is cached in chunks of prompts
 (:meth:`Cache.map_chunks`), so a killed run resumes after the last finished chunk.
@@ -18,13 +18,13 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
 from tqdm.auto import tqdm
 
+from .atomic import write_atomic
 from .paths import cache_root
 
 MAGIC = b"GVLIB1"
@@ -123,18 +123,7 @@ class Cache:
         """Store ``value`` (JSON-able) atomically."""
         payload = json.dumps(value, ensure_ascii=False).encode()
         head = b" ".join([MAGIC, hashlib.sha256(payload).hexdigest().encode(), str(len(payload)).encode()])
-        p = self.path(kind, key)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(head + b"\n" + payload)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self.path(kind, key), head + b"\n" + payload)
 
     def map_chunks(self, kind: str, key: dict, items: Sequence[T], fn: Callable[[Sequence[T]], Any],
                    *, chunk_size: int = 64, item_key: Callable[[T], Any] = lambda x: x,

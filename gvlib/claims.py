@@ -1,4 +1,4 @@
-"""What the claim notebooks share (paper §3–§4): models by name, a generator × verifier grid of cached
+"""[claims] What the claim notebooks share (paper §3–§4): models by name, a generator × verifier grid of cached
 generations and verifications, the paper's filters, and gap summaries with bootstrap CIs.
 
 A notebook names its models in one of two ways (its ``organism`` and ``models`` parameters):
@@ -14,11 +14,13 @@ verifications compute them once.
 """
 from __future__ import annotations
 
+import multiprocessing
 import time
 import warnings
-from dataclasses import dataclass, field, replace
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,14 +33,17 @@ from gvlib.backends import options_for  # noqa: E402
 from gvlib.backends.text import derive_seed  # noqa: E402
 from gvlib.engine import Generations, generate, verify  # noqa: E402
 from gvlib.metrics import GapResult, bootstrap_ci, fit_log_linear, gap, gap_from_weights, roc_auc  # noqa: E402
-from gvlib.tasks.base import VERIFIER_METHODS, Task  # noqa: E402
+from gvlib.names import METHOD_LABELS, VERIFIER_METHODS  # noqa: E402
+from gvlib.tasks.base import Task  # noqa: E402
 from gvlib.tasks.common import extraction_failure_rate  # noqa: E402
 from gvlib.threads import torch_threads  # noqa: E402
 from gvlib.verifiers import Verification  # noqa: E402
 
-__all__ = ["Model", "resolve_models", "load_task", "Filter", "make_filters", "Grid", "run_grid", "untested",
+__all__ = ["Model", "resolve_models", "Filter", "make_filters", "Grid", "run_grid", "run_stage", "untested",
            "method_untested", "slope_ci", "trend_counts", "trend_tests", "unimprovable_check", "percent",
-           "paper_scaling", "quiet", "verification_seed", "repeat_verifications", "paper_ensemble", "keep_weights", "mean_tokens"]
+           "paper_scaling", "quiet", "OUTCOME", "ci_text", "show_verdict", "scaling_check", "cross_verification_check",
+           "unimprovable_claims", "verification_seed", "repeat_verifications", "paper_ensemble", "keep_weights",
+           "mean_tokens"]
 
 
 @dataclass(frozen=True)
@@ -53,11 +58,12 @@ class Model:
 
 @dataclass(frozen=True)
 class Models:
-    """The models of a run, smallest first, and the options their tasks need (the organism's world)."""
+    """The models of a run, smallest first, and the organism family's directory (None for other models):
+    the world its tasks are drawn from (``gvlib.tasks.load(name, family=models.family)``)."""
 
     models: list[Model]
     label: str
-    task_options: dict = field(default_factory=dict)
+    family: str | None = None
 
     @property
     def names(self) -> list[str]:
@@ -77,7 +83,7 @@ def resolve_models(organism: str | None, models: Sequence[str] = (), flops: Sequ
         how = f"trained {family.trained_now}" if family.trained_now else "reused"
         print(f"organism family {organism!r}: {len(family.models)} models ({how}, {time.time() - t0:.0f} s)")
         out = [Model(m.name, str(m.path), float(m.flops), int(m.params)) for m in family.models]
-        return Models(out, f"organism '{organism}'", {"family": str(family.path)})
+        return Models(out, f"organism '{organism}'", str(family.path))
     if not models:
         raise ValueError("no models: set `organism` to an organism preset or list `models` (HF ids or paths)")
     if flops and len(flops) != len(models):
@@ -90,24 +96,6 @@ def resolve_models(organism: str | None, models: Sequence[str] = (), flops: Sequ
     families = {paper_numbers.family_of(m) for m in models}
     label = families.pop() if len(families) == 1 and None not in families else "your models"
     return Models(out, label)
-
-
-def load_task(name: str, n_prompts: int, models: Models, data_dir: str | None = None) -> Task:
-    """The first ``n_prompts`` test problems of task ``name`` (organism tasks in the family's world).
-
-    ``data_dir``: a folder holding the real tasks' JSONL files (``gsm8k/test.jsonl``,
-    ``nq_open/dev.jsonl`` …) for offline runs; None reads them from Hugging Face ``datasets``.
-    """
-    from gvlib.tasks import TASKS, load
-
-    if name.startswith("organism/"):
-        if "family" not in models.task_options:
-            raise ValueError(f"task {name!r} is an organism task: it needs organism models (set `organism`)")
-        return load(name, limit=n_prompts, **models.task_options)
-    path = None
-    if data_dir is not None and getattr(TASKS.get(name), "data_dir", ""):
-        path = Path(data_dir) / TASKS[name].data_dir
-    return load(name, path=path, limit=n_prompts)
 
 
 def quiet() -> None:
@@ -146,7 +134,7 @@ class Filter:
 
     @property
     def label(self) -> str:
-        name = {"mc": "MC", "cot_score": "CoT-Score", "cot_binary": "CoT-Binary", "tournament": "Tournament"}[self.method]
+        name = METHOD_LABELS[self.method]
         if self.method == "cot_binary":
             return name
         if self.rounds is not None:
@@ -165,13 +153,13 @@ class Filter:
         return gap(u, verification.scores, tau=self.tau, quantile=self.quantile)
 
 
-def make_filters(methods: Sequence[str], *, mc_threshold: float | None = None, mc_quantile: float | None = None,
-                 cot_score_threshold: float = 8, tournament_rounds: int = 1) -> dict[str, Filter]:
+def make_filters(methods: Sequence[str], *, mc_tau: float | None = None, mc_quantile: float | None = None,
+                 cot_score_tau: float = 8, tournament_rounds: int = 1) -> dict[str, Filter]:
     """The paper's filter of each method (§3): MC at a global τ or a per-prompt quantile, CoT-Score at
     τ (keep s > τ), CoT-Binary keeps verdict 1, Tournament keeps the survivors of ``tournament_rounds``."""
     spec = {
-        "mc": dict(tau=mc_threshold, quantile=mc_quantile),
-        "cot_score": dict(tau=cot_score_threshold),
+        "mc": dict(tau=mc_tau, quantile=mc_quantile),
+        "cot_score": dict(tau=cot_score_tau),
         "cot_binary": dict(tau=0.5),
         "tournament": dict(rounds=tournament_rounds),
     }
@@ -322,6 +310,18 @@ def _model_stage(model: Model, st: _Settings, to_verify: dict[str, Generations] 
         return None, out
 
 
+def run_stage(fn: Callable[..., Any], *args: Any, isolate: bool) -> Any:
+    """``fn(*args)``, in a fresh spawned process when ``isolate`` (its GPU memory dies with it).
+
+    ``fn`` must be a module-level function and its arguments and result picklable; an exception in the
+    child is raised here.
+    """
+    if not isolate:
+        return fn(*args)
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
 def _uses_vllm(backend: str) -> bool:
     from gvlib.backends import vllm_available
 
@@ -339,8 +339,6 @@ def run_grid(models: Sequence[Model], task: Task, methods: Sequence[str], *, cro
     :func:`gvlib.threads.torch_threads`). With vLLM every model runs in its own spawned process, so its
     GPU memory is freed before the next model loads (vLLM does not release it in-process).
     """
-    from gvlib.iterate import run_stage
-
     unknown = [m for m in methods if m not in VERIFIER_METHODS]
     if unknown:
         raise ValueError(f"unknown verifier methods {unknown}; choose from {VERIFIER_METHODS}")
@@ -511,6 +509,89 @@ def unimprovable_check(factual: pd.DataFrame, reasoning: pd.DataFrame, *, flat_b
     why = (f"factual gap of {flat_below:g} point(s) or more for {', '.join(factual_above)}" if factual_above
            else f"the verifier shows a gap on the factual task ({', '.join(factual_gainers)}) but none on the reasoning task")
     return {**out, "verdict": "does not hold", "holds": False, "reason": why}
+
+
+# -- claim checks: each chapter's verdict with fixed keys (its results' claim_check), and how it reads -----
+#: How a verdict reads: it holds (True), does not hold (False) or could not be tested (None).
+OUTCOME = {True: "holds", False: "does not hold", None: "could not be tested"}
+
+
+def ci_text(value: float, lo: float, hi: float, scale: float = 1.0) -> str:
+    """``value [lo, hi]`` with signs, one decimal (times ``scale``: 100 for fractions shown as %)."""
+    return f"{scale * value:+.1f} [{scale * lo:+.1f}, {scale * hi:+.1f}]"
+
+
+def show_verdict(headline: str, facts: Sequence[str] = (), *, after: str = "") -> None:
+    """Display a claim check in the notebook: "Verdict: ``headline``" in bold, ``after`` it, then one bullet
+    per fact behind it (Markdown)."""
+    from IPython.display import Markdown, display
+
+    bullets = "\n".join(f"- {x}" for x in facts)
+    display(Markdown(f"**Verdict: {headline}**{after}" + (f"\n\n{bullets}" if bullets else "")))
+
+
+def scaling_check(methods: Sequence[str], fits: dict, slope_cis: dict, not_tested: dict, *, judged_on: str) -> dict:
+    """The paper's first claim (§4.1, Fig. 1): the relative gap rises with ln(FLOPs), judged on one method.
+
+    A method "rises" when it was tested (:func:`method_untested` is None) and the bootstrap CI of its slope
+    (:func:`slope_ci`) lies above 0; the claim holds when ``judged_on`` rises (the paper rests it on its
+    most stable verifier, CoT-Score) and could not be tested when that method measured nothing.
+    Keys: holds, judged_on, rising_methods (labels), rises, not_tested, steepest (the tested method with
+    the largest slope).
+    """
+    rises = {m: not_tested[m] is None and slope_cis[m][0] > 0 for m in methods}
+    tested = [m for m in methods if not_tested[m] is None]
+    return {"holds": rises[judged_on] if not_tested[judged_on] is None else None, "judged_on": judged_on,
+            "rising_methods": [METHOD_LABELS[m] for m in tested if rises[m]], "rises": rises, "not_tested": not_tested,
+            "steepest": max(tested, key=lambda m: fits[m][0]) if tested else None}
+
+
+def cross_verification_check(tests: dict[str, dict], matrices: dict) -> dict:
+    """The paper's cross-verification trends (§4.2, Fig. 3) over every method's grid.
+
+    ``tests``: :func:`trend_tests` per method; ``matrices``: the gap(f, g) matrix (%) per method, generators
+    as rows and verifiers as columns, smallest first. The main trend (a larger verifier gives a larger gap)
+    holds when more than half of the testable rows rise (slope interval above 0), the generator trend when
+    more than half of the testable columns fall; either could not be tested without a testable line.
+    Keys: holds (the main trend), tested (the counts over testable rows and columns), rows_rising,
+    columns_falling and n (the paper's strict counts, :func:`trend_counts`), rows_hold, columns_hold,
+    weak_verifies_strong (the gap of the largest generator under the smallest verifier, per method).
+    """
+    tested = {k: sum(t[k] for t in tests.values())
+              for k in ("rows_rising", "rows_testable", "columns_falling", "columns_testable")}
+
+    def majority(hits: int, testable: int) -> bool | None:
+        return hits > testable / 2 if testable else None
+
+    strict = [trend_counts(m) for m in matrices.values()]
+    rows_hold = majority(tested["rows_rising"], tested["rows_testable"])
+    return {"holds": rows_hold, "tested": tested, "rows_rising": sum(c["rows_rising"] for c in strict),
+            "columns_falling": sum(c["columns_falling"] for c in strict), "n": sum(c["n"] for c in strict),
+            "rows_hold": rows_hold, "columns_hold": majority(tested["columns_falling"], tested["columns_testable"]),
+            "weak_verifies_strong": {m: float(np.asarray(x, dtype=float)[-1, 0]) for m, x in matrices.items()}}
+
+
+def unimprovable_claims(factual: pd.DataFrame, reasoning: pd.DataFrame, sudoku: pd.DataFrame) -> dict:
+    """The paper's §4.3 claims: factual recall is unimprovable (:func:`unimprovable_check`), and on 4×4 Sudoku
+    only the largest models gain (Tab. 2).
+
+    Each argument: one row per model, smallest first, from :meth:`Grid.table` (gaps in %). Sudoku's
+    claim holds when the models whose gap interval lies above 0 are the largest k of them (0 < k < all),
+    and could not be tested when no model measured a gap on a prompt with 0 < acc_x < 1.
+    Keys: holds ({factual_unimprovable, sudoku_only_largest_gain}), factual_contrast, factual_max_gap,
+    reasoning_above_factual, sudoku_gainers.
+    """
+    names = list(factual.generator)
+    f_rows, r_rows, s_rows = (t.set_index("generator").loc[names] for t in (factual, reasoning, sudoku))
+    contrast = unimprovable_check(factual, reasoning)
+    gainers = [g for g in names if s_rows.loc[g, "gap_lo"] > 0]
+    k = len(gainers)
+    testable = bool((s_rows.untested.isna() & (s_rows.n_mixed > 0)).any())
+    return {"holds": {"factual_unimprovable": contrast["holds"],
+                      "sudoku_only_largest_gain": bool(0 < k < len(names) and gainers == names[-k:]) if testable else None},
+            "factual_contrast": contrast, "factual_max_gap": float(f_rows.gap.max()),
+            "reasoning_above_factual": [g for g in names if r_rows.loc[g, "gap"] > f_rows.loc[g, "gap"]],
+            "sudoku_gainers": gainers}
 
 
 def paper_scaling(family: str, methods: Sequence[str], task: str) -> tuple[dict[str, tuple[list, list]], str]:

@@ -1,4 +1,4 @@
-"""Cache keys derived from code: a digest of modules' source with docstrings and comments left out.
+"""[engine] Cache keys derived from code: a digest of modules' source with docstrings and comments left out.
 
 A cached artefact (a trained organism, a chunk of samples, an iteration round) is only valid for the
 code that produced it. Hand-bumped version constants were forgotten once (the organism's seed stage

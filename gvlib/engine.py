@@ -1,4 +1,4 @@
-"""The cached sample → verify pipeline the notebooks call (paper §3: sample, then verify).
+"""[engine] The cached sample → verify pipeline the notebooks call (paper §3: sample, then verify).
 
 :func:`generate` draws n completions per problem and scores them with the task's utility;
 :func:`verify` asks a verifier (the generator itself, or another backend) about every completion
@@ -30,12 +30,11 @@ from .verifiers import Verification
 
 #: Default for ``cache=``: the shared on-disk cache (:func:`gvlib.paths.cache_root`).
 DEFAULT = "default"
-#: Part of every cache key: bump it when what an entry holds changes, so old entries are not read.
-FORMAT = 2
-#: The modules every backend's samples and verdicts go through; with the backend's own ``code``
+#: The modules every backend's samples and verdicts go through, and the engine and cache that key and
+#: store them (what an entry holds: no hand-bumped format number); with the backend's own ``code``
 #: (:attr:`gvlib.backends.base.Backend.code`) their digest is part of every key (:func:`code_digest`),
 #: so a faster CPU sampler does not orphan GPU-days of vLLM samples.
-SHARED_CODE = ("gvlib.backends.text", "gvlib.verifiers")
+SHARED_CODE = ("gvlib.backends.text", "gvlib.verifiers", "gvlib.engine", "gvlib.cache")
 #: Every module that turns prompts into samples and verdicts, whichever the backend.
 SAMPLING_CODE = (*SHARED_CODE, "gvlib.sampler", "gvlib.backends.hf", "gvlib.backends.vllm", "gvlib.kernels.logprob")
 
@@ -96,7 +95,7 @@ def generate(backend: Backend, task: Task, *, n: int, temperature: float = 0.7, 
                             max_new_tokens=max_new_tokens or task.max_new_tokens, stop=tuple(task.stop), seed=seed)
     prompts = [task.generation_prompt(e) for e in task.examples]
     split = getattr(task, "split", "")
-    key = {"stage": "generate", "format": FORMAT, "code": code_digest(backend),
+    key = {"stage": "generate", "code": code_digest(backend),
            "backend": _fingerprint(backend, cache), "engine": backend.name, "sampling": backend.sampling_key(),
            "task": task.name, "split": split,
            "params": dataclasses.asdict(params)}
@@ -135,7 +134,7 @@ def verify(verifier: Backend, task: Task, generations: Generations, method: str,
     if method == "tournament" and rounds is None:
         rounds = verifiers.max_rounds(n)
     items = [(by_id[i], cs) for i, cs in zip(generations.example_ids, generations.completions)]
-    key = {"stage": "verify", "format": FORMAT, "code": code_digest(verifier), "method": method,
+    key = {"stage": "verify", "code": code_digest(verifier), "method": method,
            "verifier": _fingerprint(verifier, cache), "engine": verifier.name, "sampling": verifier.sampling_key(),
            "task": task.name,
            "split": generations.split, "seed": seed, "rounds": rounds, "mc_tokens": list(task.mc_tokens),

@@ -1,4 +1,4 @@
-"""Iterative self-improvement: rounds of sample → verify → filter → LoRA fine-tune (paper §5, App. D, Alg. 1).
+"""[claims] Iterative self-improvement: rounds of sample → verify → filter → LoRA fine-tune (paper §5, App. D, Alg. 1).
 
 Round t starts from the model f_t (f_0 = the given model) and
 
@@ -27,36 +27,33 @@ f_{t+1} is the base model served with a new ``LoRARequest`` per round.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
 from gvlib import engine, paper_numbers
+from gvlib.atomic import write_atomic
 from gvlib.backends import load_backend, options_for, vllm_available
-from gvlib.backends.vllm import vllm_max_lora_rank
 from gvlib.backends.base import Backend
 from gvlib.backends.resolve import fingerprint, resolve_model_dir
+from gvlib.backends.vllm import vllm_max_lora_rank
 from gvlib.cache import digest, progress
+from gvlib.claims import run_stage
 from gvlib.codehash import source_digest
 from gvlib.finetune import LoraSettings, merge_adapter, train_adapter
 from gvlib.metrics import bootstrap_ci, filter_weights, gap_from_weights, pass_at_k
+from gvlib.names import BACKENDS, VERIFIER_METHODS, VERIFIERS
 from gvlib.paths import cache_root
-from gvlib.results import write_atomic
-from gvlib.tasks.base import VERIFIER_METHODS, Task
+from gvlib.tasks.base import Task
 from gvlib.verifiers import Verification
 
-__all__ = ["VERIFIERS", "SATURATION_GAP", "IterationConfig", "ModelRef", "IterationRun", "run_iterations",
-           "pass_at_k_curve", "pass_at_k_ks", "diversity", "round_metrics", "claim_check", "run_stage",
+__all__ = ["SATURATION_GAP", "IterationConfig", "ModelRef", "IterationRun", "run_iterations",
+           "pass_at_k_curve", "pass_at_k_ks", "diversity", "round_metrics", "claim_check",
            "open_backend"]
-
-#: Who verifies round t's samples: f_t itself, a fixed model, or the true utility (paper §5, Fig. 10).
-VERIFIERS = ("self", "fixed", "gold")
 
 #: The paper's saturation line (Fig. 4: a gap below 0.5 points), as a fraction.
 SATURATION_GAP = paper_numbers.SATURATION_LINE / 100
@@ -71,7 +68,7 @@ class IterationConfig:
     n               samples per prompt (the paper: 128); pass@k is reported for k = 1, 2, 4, … ≤ n and n
     method          the verification method of a model verifier (the paper: CoT-Binary, and MC in Fig. 4)
     tau, quantile   the filter: keep s > tau (one global threshold), or s above the prompt's quantile
-    verifier        "self", "fixed" or "gold" (see VERIFIERS)
+    verifier        "self", "fixed" or "gold" (:data:`gvlib.names.VERIFIERS`)
     fixed_verifier  the fixed verifier's model (default: f_0 itself, frozen)
     temperature, top_p  sampling of generations and verifications (paper §3: 0.7, 0.9)
     lora            LoRA shape and SFT schedule of each round
@@ -113,8 +110,8 @@ class IterationConfig:
         if self.fixed_verifier is not None and self.verifier != "fixed":
             raise ValueError(f"fixed_verifier={self.fixed_verifier!r} is only used with verifier='fixed', "
                              f"not {self.verifier!r}")
-        if self.backend not in ("auto", "transformers", "vllm"):
-            raise ValueError(f"backend must be 'auto', 'transformers' or 'vllm', got {self.backend!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         options_for(self.model, self.backend_options)  # a malformed option fails before any stage runs
 
     @property
@@ -153,20 +150,6 @@ class ModelRef:
     lora_id: int = 0
 
 
-class _LoRALLM:
-    """A ``vllm.LLM`` whose every ``generate`` call carries one ``lora_request`` (the round's adapter)."""
-
-    def __init__(self, llm, request):
-        self._llm, self._request = llm, request
-
-    def generate(self, *args, **kw):
-        kw.setdefault("lora_request", self._request)
-        return self._llm.generate(*args, **kw)
-
-    def __getattr__(self, name):
-        return getattr(self._llm, name)
-
-
 def open_backend(ref: ModelRef, kind: str, *, lora_rank: int = 8, options: dict | None = None) -> Backend:
     """A backend serving f_t: the merged directory (transformers) or base + LoRARequest (vLLM).
 
@@ -179,26 +162,8 @@ def open_backend(ref: ModelRef, kind: str, *, lora_rank: int = 8, options: dict 
         if ref.adapter is not None and ref.merged is None:
             raise ValueError(f"model {ref.name}: the transformers backend needs the merged directory of {ref.adapter}")
         return load_backend(model, backend=kind, **options)
-    from vllm.lora.request import LoRARequest
-
-    backend = load_backend(ref.base, backend="vllm", enable_lora=True, max_lora_rank=vllm_max_lora_rank(lora_rank),
-                           max_loras=1, **options)
-    backend.llm = _LoRALLM(backend.llm, LoRARequest(ref.name, ref.lora_id, ref.adapter))
-    backend.fingerprint = digest([backend.fingerprint, fingerprint(ref.adapter)])[:24]
-    backend.model_id = f"{ref.base}+{ref.name}"
-    return backend
-
-
-def run_stage(fn: Callable[..., Any], *args: Any, isolate: bool) -> Any:
-    """``fn(*args)``, in a fresh spawned process when ``isolate`` (its GPU memory dies with it).
-
-    ``fn`` must be a module-level function and its arguments and result picklable; an exception in the
-    child is raised here.
-    """
-    if not isolate:
-        return fn(*args)
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(fn, *args).result()
+    return load_backend(ref.base, backend="vllm", enable_lora=True, max_lora_rank=vllm_max_lora_rank(lora_rank),
+                        max_loras=1, lora=(ref.name, ref.lora_id, ref.adapter), **options)
 
 
 # -- stages (module-level so a spawned process can run them) -----------------------------------------

@@ -102,11 +102,12 @@ def prepare(notebook: str, params: dict, gpus: list[str], replicas: int | None =
     """The jobs of ``notebook`` with (validated) ``params`` on ``gpus``: per model, its shards."""
     from gvlib import claims
     from gvlib.backends import backend_class, chunk_size, options_for
+    from gvlib.tasks import load
 
     if notebook not in NOTEBOOKS:
         raise SystemExit(f"gvlib.launch runs {', '.join(NOTEBOOKS)}; run {notebook!r} with papermill")
     run_models = claims.resolve_models(params["organism"], params["models"], params["flops"])  # trains the organism once
-    task = claims.load_task(params["task"], params["n_prompts"], run_models, params["data_dir"])
+    task = load(params["task"], limit=params["n_prompts"], data_dir=params["data_dir"], family=run_models.family)
     jobs = []
     for m in run_models.models:
         need = gpus_per_model(m.path, params["backend_options"])
@@ -122,13 +123,14 @@ def prepare(notebook: str, params: dict, gpus: list[str], replicas: int | None =
 def run_shard(params: dict, job: Job) -> None:
     """In a worker: the notebook's stage (:func:`gvlib.claims.run_grid`) for ``job``'s model on its problems."""
     from gvlib import claims
+    from gvlib.tasks import load
 
     run_models = claims.resolve_models(params["organism"], params["models"], params["flops"])
     model = next(m for m in run_models.models if m.name == job.model)
-    task = claims.load_task(params["task"], params["n_prompts"], run_models, params["data_dir"])
+    task = load(params["task"], limit=params["n_prompts"], data_dir=params["data_dir"], family=run_models.family)
     part = copy(task)
     part.examples = task.examples[job.start:job.stop]
-    claims.run_grid([model], part, params["verifiers"], n=params["n_samples"], temperature=params["temperature"],
+    claims.run_grid([model], part, params["methods"], n=params["n_samples"], temperature=params["temperature"],
                     top_p=params["top_p"], seed=params["seed"], backend=params["backend"],
                     backend_options=params["backend_options"], tournament_rounds=params["tournament_rounds"],
                     threads=params["cpu_threads"])

@@ -1,4 +1,4 @@
-"""The paper's metrics, exactly (Song et al. 2025, §2, §3, App. A).
+"""[metrics] The paper's metrics, exactly (Song et al. 2025, §2, §3, App. A).
 
 All functions take arrays shaped ``(prompts, samples)``: row x holds the n samples y_1..y_n drawn
 for prompt x, with utilities ``u`` (in [0, 1]) and verifier scores ``s``.

@@ -1,4 +1,4 @@
-"""The paper's published numbers, transcribed once (Song et al. 2025; each table names its source).
+"""[results] The paper's published numbers, transcribed once (Song et al. 2025; each table names its source).
 
 Every value is the paper's, in **percent** as printed (gvlib's metrics return fractions: divide by
 100 before comparing). Each table below is a verbatim transcription of one of the paper's tables (or
@@ -15,7 +15,7 @@ __all__ = [
     "FAMILIES", "FLOPS_1E21", "flops", "family_of",
     "GSM8K_COLUMNS", "GSM8K_ACCURACY", "GSM8K_GAP", "GSM8K_RELATIVE_GAP", "FIG1_COLUMNS",
     "MATH_RELATIVE_GAP", "CROSS_VERIFICATION", "NQ", "SUDOKU", "ITERATIVE_GSM8K", "ITERATIVE_PASS_AT_K",
-    "SATURATION_LINE", "ITERATIVE_VERIFIER_ABLATION", "TOURNAMENT_POSITION_BIAS",
+    "SATURATION_LINE", "ITERATIVE_VERIFIER_ABLATION", "TOURNAMENT_POSITION_BIAS", "CHAPTER_FAMILIES",
     "ENSEMBLE_COLUMNS", "ENSEMBLE_GSM8K", "TOURNAMENT_BY_ROUND", "NON_OVERLAP",
 ]
 
@@ -319,4 +319,19 @@ NON_OVERLAP: dict[str, dict] = {
                         ("mc_quantile", "cot_score"): 0.35, ("mc_tau", "cot_binary"): 0.33,
                         ("mc_tau", "cot_score"): 0.35, ("cot_binary", "cot_score"): 0.44},
     "cot_gap_correlation_by_size": (0.04, 0.11, 0.37, 0.44, 0.57, 0.81, 0.86),
+}
+
+
+def _complete(table: dict) -> list[str]:
+    """The families every member of which has a row in ``table``."""
+    return [fam for fam, ids in FAMILIES.items() if all(i in table for i in ids)]
+
+
+#: The families each chapter can draw beside its own models (its ``paper_family`` parameter): those the
+#: tables above hold for every member. Scaling: Fig. 1's GSM8K values (Tab. 5) or its MATH values;
+#: cross-verification: Fig. 3's grids; unimprovable: NQ (Tab. 1) and Sudoku (Tab. 2).
+CHAPTER_FAMILIES: dict[str, tuple[str, ...]] = {
+    "scaling": tuple(f for f in FAMILIES if f in _complete(GSM8K_RELATIVE_GAP) or f in MATH_RELATIVE_GAP),
+    "cross_verification": tuple(CROSS_VERIFICATION),
+    "unimprovable": tuple(f for f in _complete(NQ) if f in _complete(SUDOKU)),
 }

@@ -1,4 +1,4 @@
-"""Where gvlib keeps things on disk: the cache (models, samples, verifications) and the results."""
+"""[disk] Where gvlib keeps things on disk: the cache (models, samples, verifications) and the results."""
 from __future__ import annotations
 
 import os

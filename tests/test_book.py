@@ -27,10 +27,11 @@ SOLUTION_START, SOLUTION_END = ":::{solution-start}", ":::{solution-end}"
 
 # -- the build's preparation of each notebook ----------------------------------------------------------
 def test_merge_parameters_writes_the_preset_into_the_cell():
-    source = 'organism = "default"  # family\nn = 8  # samples\nverifiers = [\n    "mc",\n]  # methods\nseed = 0'
+    source = ('organism: "Optional[str]" = "default"  # family\nn: int = 8  # samples\nverifiers: list = [\n'
+              '    "mc",\n]  # methods\nseed = 0')
     merged = build.merge_parameters(source, {"organism": "tiny", "verifiers": ["mc", "cot_score"]}, "# header")
-    assert merged.splitlines() == ["# header", 'organism = "tiny"  # family', "n = 8  # samples",
-                                   'verifiers = ["mc", "cot_score"]  # methods', "seed = 0"]
+    assert merged.splitlines() == ["# header", 'organism: "Optional[str]" = "tiny"  # family', "n: int = 8  # samples",
+                                   'verifiers: list = ["mc", "cot_score"]  # methods', "seed = 0"]
     namespace = {}
     exec(merged, namespace)
     assert namespace["verifiers"] == ["mc", "cot_score"] and namespace["n"] == 8
@@ -162,7 +163,8 @@ def test_chapter_page_shows_one_parameters_block_with_the_values_it_ran_with(not
     assert "The parameters this page ran with" in text
     preset = build.preset_path(notebook, "tiny")
     for name, value in ((yaml.safe_load(preset.read_text()) or {}) if preset else {}).items():
-        assert f"{name} = {build._literal(value)}" in text, f"{notebook}: {name} is not shown with its preset value"
+        assert re.search(rf"^{name}(: [^=]+)? = {re.escape(build._literal(value))}", text, re.M), \
+            f"{notebook}: {name} is not shown with its preset value"
 
 
 @pytest.mark.parametrize("notebook", CHAPTERS)

@@ -8,7 +8,7 @@ import papermill
 import pytest
 import yaml
 
-from gvlib import claims
+from gvlib import claims, tasks
 from gvlib.metrics import fit_log_linear
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,9 +16,14 @@ CLAIMS = ("scaling", "cross_verification", "unimprovable")
 
 
 def execute(tmp_path, monkeypatch, notebook, **parameters):
-    """Run notebooks/<notebook>.ipynb with its tiny preset (plus ``parameters``); results go to tmp_path."""
+    """Run notebooks/<notebook>.ipynb with its tiny preset (plus ``parameters``); results go to tmp_path.
+    Returns the parameters it ran with (the cell's defaults and the preset), the results and the notebook."""
+    from gvlib.plan import notebook_params
+
     monkeypatch.setenv("GVLIB_RESULTS", str(tmp_path))  # the kernel inherits it: the book's results/ stay untouched
-    preset = yaml.safe_load((ROOT / "notebooks" / "params" / notebook / "tiny.yaml").read_text())
+    preset = notebook_params(ROOT / "notebooks" / f"{notebook}.ipynb",
+                             ROOT / "notebooks" / "params" / notebook / "tiny.yaml", [])
+    preset.pop("__annotations__")
     out = tmp_path / f"{notebook}.ipynb"
     papermill.execute_notebook(str(ROOT / "notebooks" / f"{notebook}.ipynb"), str(out),
                                parameters={**preset, **parameters}, kernel_name="python3",
@@ -44,9 +49,9 @@ def recomputed(record, task, methods, *, cross=False):
 
     ps = record["parameters"]
     models = claims.resolve_models(ps["organism"], ps["models"], ps.get("flops", ()))
-    task_obj = claims.load_task(task, ps["n_prompts"], models, ps["data_dir"])
-    filters = claims.make_filters(methods, mc_threshold=ps.get("mc_threshold"), mc_quantile=ps.get("mc_quantile"),
-                                  cot_score_threshold=ps["cot_score_threshold"],
+    task_obj = tasks.load(task, limit=ps["n_prompts"], data_dir=ps["data_dir"], family=models.family)
+    filters = claims.make_filters(methods, mc_tau=ps.get("mc_tau"), mc_quantile=ps.get("mc_quantile"),
+                                  cot_score_tau=ps["cot_score_tau"],
                                   tournament_rounds=ps.get("tournament_rounds", 1))
     grid = claims.run_grid(models.models, task_obj, methods, cross=cross, n=ps["n_samples"],
                            temperature=ps["temperature"], top_p=ps["top_p"], seed=ps["seed"], backend=ps["backend"],
@@ -71,19 +76,19 @@ def test_scaling_tiny(tmp_path, monkeypatch):
     common(record, preset, "scaling", tmp_path)
     m = record["measured"]
     check_rows(m["rows"])
-    assert len(m["rows"]) == len(m["models"]) * len(preset["verifiers"]) and len(m["models"]) >= 2
+    assert len(m["rows"]) == len(m["models"]) * len(preset["methods"]) and len(m["models"]) >= 2
     flops = [x["flops"] for x in m["models"]]
     assert flops == sorted(flops) and all(f > 0 for f in flops)
-    for method in preset["verifiers"]:
+    for method in preset["methods"]:
         fit = m["fits"][method]
         assert fit["slope_ci"][0] <= fit["slope_ci"][1] and 0 <= fit["r2"] <= 1 + 1e-9
         assert method in record["paper"]["points"] and len(record["paper"]["points"][method]["flops"]) == 7
     # every number is the one the recorded samples and verdicts give
-    grid, filters, rows = recomputed(record, preset["task"], preset["verifiers"])
+    grid, filters, rows = recomputed(record, preset["task"], preset["methods"])
     assert m["rows"] == rows
     gaps = grid.gaps(filters)
     names = [x["name"] for x in m["models"]]
-    for method in preset["verifiers"]:
+    for method in preset["methods"]:
         mine = {r["generator"]: r["relative_gap"] for r in rows if r["method"] == method}
         slope, intercept, r2 = fit_log_linear(flops, [mine[g] for g in names])
         ci = claims.slope_ci([gaps[(g, g, method)] for g in names], flops, n_boot=preset["n_boot"], seed=preset["seed"])
@@ -101,7 +106,7 @@ def test_scaling_tiny(tmp_path, monkeypatch):
     assert all((r["truncation_rate"] is None) == (r["method"] == "mc") for r in m["rows"])
     assert all(0 <= r["truncation_rate"] <= r["unparseable_rate"] for r in m["rows"] if r["method"] != "mc")
     # the tournament's position bias, per model, beside the paper's 0.56 ± 0.12 (§6.1)
-    assert "tournament" in preset["verifiers"] and record["paper"]["position_bias"] == {"mean": 0.56, "sd": 0.12}
+    assert "tournament" in preset["methods"] and record["paper"]["position_bias"] == {"mean": 0.56, "sd": 0.12}
     bias = m["position_bias"]
     assert set(bias) == {x["name"] for x in m["models"]}
     for name, b in bias.items():
@@ -117,18 +122,18 @@ def test_cross_verification_tiny(tmp_path, monkeypatch):
     m = record["measured"]
     k = len(m["models"])
     check_rows(m["rows"])
-    assert len(m["rows"]) == k * k * len(preset["verifiers"])
-    for method in preset["verifiers"]:
+    assert len(m["rows"]) == k * k * len(preset["methods"])
+    for method in preset["methods"]:
         matrix = m["matrices"][method]
         assert len(matrix) == k and all(len(r) == k for r in matrix)
         diag = {r["generator"]: r["gap"] for r in m["rows"] if r["method"] == method and r["generator"] == r["verifier"]}
         assert [matrix[i][i] for i in range(k)] == pytest.approx([diag[x["name"]] for x in m["models"]])
-    assert m["rows"] == recomputed(record, preset["task"], preset["verifiers"], cross=True)[2]
+    assert m["rows"] == recomputed(record, preset["task"], preset["methods"], cross=True)[2]
     names = [x["name"] for x in m["models"]]
-    for method in preset["verifiers"]:
+    for method in preset["methods"]:
         gaps = {(r["generator"], r["verifier"]): r["gap"] for r in m["rows"] if r["method"] == method}
         assert m["matrices"][method] == [[gaps[(g, v)] for v in names] for g in names]
-    counts = [claims.trend_counts(m["matrices"][method]) for method in preset["verifiers"]]
+    counts = [claims.trend_counts(m["matrices"][method]) for method in preset["methods"]]
     cc = record["claim_check"]
     assert 0 <= cc["rows_rising"] <= cc["n"] and 0 <= cc["columns_falling"] <= cc["n"]
     tested = cc["tested"]
@@ -178,18 +183,29 @@ def test_mistyped_parameter_stops_a_claim_notebook(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("claim", CLAIMS)
 def test_presets_exist_and_default_shares_the_samples(claim):
-    """tiny/default/paper/smoke presets exist; the defaults use the same prompts and sampling settings, so the
-    engine's cache shares generations between the chapters; smoke is paper on 16 prompts x 8 samples."""
+    """tiny/default/paper/smoke presets exist and hold only what they change (default: nothing, the parameters
+    cell is the book's run); the defaults use the same prompts and sampling settings, so the engine's cache
+    shares generations between the chapters; smoke is paper on 16 prompts x 8 samples."""
+    from gvlib.plan import notebook_params
+
     folder = ROOT / "notebooks" / "params" / claim
     assert {p.stem for p in folder.glob("*.yaml")} == {"tiny", "default", "paper", "smoke"}
-    default = yaml.safe_load((folder / "default.yaml").read_text())
-    scaling = yaml.safe_load((ROOT / "notebooks" / "params" / "scaling" / "default.yaml").read_text())
+
+    def effective(notebook, preset):
+        path = ROOT / "notebooks" / "params" / notebook / f"{preset}.yaml"
+        cell = notebook_params(ROOT / "notebooks" / f"{notebook}.ipynb", None, [])
+        changes = yaml.safe_load(path.read_text()) or {}
+        assert not {k for k, v in changes.items() if cell.get(k) == v}, f"{path.name} repeats the cell's defaults"
+        return {**cell, **changes}
+
+    assert yaml.safe_load((folder / "default.yaml").read_text()) == {}
+    default, scaling = effective(claim, "default"), effective("scaling", "default")
     for key in ("organism", "n_prompts", "n_samples", "temperature", "top_p", "seed"):
         assert default[key] == scaling[key], key
-    paper = yaml.safe_load((folder / "paper.yaml").read_text())
+    paper = effective(claim, "paper")
     assert paper["organism"] is None and paper["n_samples"] == 128 and paper["temperature"] == 0.7
     assert paper["top_p"] == 0.9 and paper["models"]
-    smoke = yaml.safe_load((folder / "smoke.yaml").read_text())
+    smoke = effective(claim, "smoke")
     assert (smoke["n_prompts"], smoke["n_samples"]) == (16, 8)
     assert {k: v for k, v in smoke.items() if k not in ("n_prompts", "n_samples", "n_boot", "tournament_rounds")} \
         == {k: v for k, v in paper.items() if k not in ("n_prompts", "n_samples", "n_boot", "tournament_rounds")}

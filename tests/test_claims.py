@@ -1,5 +1,6 @@
 """gvlib.claims: filters, trend counts, the slope bootstrap and the paper's scaling points."""
 import numpy as np
+import pandas as pd
 import pytest
 
 from gvlib import claims, paper_numbers
@@ -9,7 +10,7 @@ from gvlib.verifiers import Verification
 
 
 def test_filters_follow_the_papers_thresholds():
-    f = claims.make_filters(["mc", "cot_score", "cot_binary", "tournament"], mc_threshold=0.8, tournament_rounds=2)
+    f = claims.make_filters(["mc", "cot_score", "cot_binary", "tournament"], mc_tau=0.8, tournament_rounds=2)
     assert [f[m].label for m in f] == ["MC τ0.8", "CoT-Score τ8", "CoT-Binary", "Tournament r2"]
     assert claims.make_filters(["mc"], mc_quantile=0.8)["mc"].label == "MC top0.8"
     u = np.array([[1, 0, 0, 1]])
@@ -189,3 +190,61 @@ def test_slope_ci_of_the_absolute_gap():
     assert lo <= slope <= hi and lo > 0
     with pytest.raises(ValueError, match="`kind` must be"):
         claims.slope_ci(results, [1, 2, 3], kind="pooled")
+
+
+# -- the chapters' claim checks: fixed keys, verdicts that can fail ----------------------------------
+def test_scaling_check_judges_one_method_and_says_when_it_could_not():
+    methods = ["mc", "cot_score"]
+    fits = {"mc": (0.5, 0.0, 0.9), "cot_score": (1.5, 0.0, 0.8)}
+    rising = claims.scaling_check(methods, fits, {"mc": (-0.1, 1.0), "cot_score": (0.2, 3.0)},
+                                  {"mc": None, "cot_score": None}, judged_on="cot_score")
+    assert set(rising) == {"holds", "judged_on", "rising_methods", "rises", "not_tested", "steepest"}
+    assert rising["holds"] is True and rising["rising_methods"] == ["CoT-Score"] and rising["steepest"] == "cot_score"
+    flat = claims.scaling_check(methods, fits, {"mc": (0.1, 1.0), "cot_score": (-0.2, 3.0)},
+                                {"mc": None, "cot_score": None}, judged_on="cot_score")
+    assert flat["holds"] is False and flat["rises"] == {"mc": True, "cot_score": False}
+    untested_ = claims.scaling_check(methods, fits, {"mc": (0.1, 1.0), "cot_score": (0.2, 3.0)},
+                                     {"mc": None, "cot_score": "the filter kept nothing"}, judged_on="cot_score")
+    assert untested_["holds"] is None and untested_["steepest"] == "mc" and not untested_["rises"]["cot_score"]
+
+
+def test_cross_verification_check_counts_testable_lines_by_majority():
+    def tests(rising, testable, falling, columns):
+        return {"rows_rising": rising, "rows_testable": testable, "columns_falling": falling, "columns_testable": columns}
+
+    matrix = np.array([[0.0, 1.0, 2.0], [-1.0, 0.5, 1.0], [-3.0, -2.0, 0.0]])  # rows rise, columns fall
+    check = claims.cross_verification_check({"mc": tests(2, 3, 0, 3)}, {"mc": matrix})
+    assert check["holds"] is True and check["rows_hold"] is True and check["columns_hold"] is False
+    assert (check["rows_rising"], check["columns_falling"], check["n"]) == (3, 3, 3)
+    assert check["weak_verifies_strong"] == {"mc": -3.0}
+    assert claims.cross_verification_check({"mc": tests(1, 2, 0, 0)}, {"mc": matrix})["holds"] is False  # a tie
+    none = claims.cross_verification_check({"mc": tests(0, 0, 0, 0)}, {"mc": matrix})
+    assert none["holds"] is None and none["columns_hold"] is None
+
+
+def test_unimprovable_claims_sudoku_gain_only_for_the_largest():
+    models = ["s", "m", "l"]
+
+    def table(gap_lo, n_mixed=5):
+        return pd.DataFrame({"generator": models, "gap": [g + 1 for g in gap_lo], "gap_lo": gap_lo,
+                             "gap_hi": [g + 2 for g in gap_lo], "n_mixed": n_mixed, "n_prompts": 10, "n_empty": 0,
+                             "untested": pd.Series([None] * 3, dtype=object)})
+
+    flat, rising = table([-1.0, -1.0, -1.0]), table([-1.0, 0.5, 0.5])
+    check = claims.unimprovable_claims(flat, rising, rising)
+    assert set(check) == {"holds", "factual_contrast", "factual_max_gap", "reasoning_above_factual", "sudoku_gainers"}
+    assert check["holds"] == {"factual_unimprovable": True, "sudoku_only_largest_gain": True}
+    assert check["sudoku_gainers"] == ["m", "l"] and check["reasoning_above_factual"] == ["m", "l"]
+    assert claims.unimprovable_claims(flat, rising, table([0.5, -1.0, 0.5]))["holds"]["sudoku_only_largest_gain"] is False
+    assert claims.unimprovable_claims(flat, rising, table([0.5, 0.5, 0.5]))["holds"]["sudoku_only_largest_gain"] is False
+    assert claims.unimprovable_claims(flat, rising, table([0.5] * 3, n_mixed=0))["holds"]["sudoku_only_largest_gain"] is None
+
+
+def test_verdicts_read_the_same_everywhere(monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda x: shown.append(x.data))
+    claims.show_verdict(f"the claim {claims.OUTCOME[None]} here", ["one fact", "another"], after=" (judged on MC).")
+    assert shown == ["**Verdict: the claim could not be tested here** (judged on MC).\n\n- one fact\n- another"]
+    assert claims.ci_text(0.012, -0.004, 0.03, scale=100) == "+1.2 [-0.4, +3.0]"

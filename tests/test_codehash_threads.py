@@ -82,3 +82,16 @@ def test_each_backend_keys_the_cache_by_its_own_code(monkeypatch):
             assert now[0] != before[0] and now[1] != before[1]
         else:
             assert now[same] == before[same] and now[moved] != before[moved]
+
+
+def test_the_books_notebooks_are_keyed_by_gvlibs_code_digest(monkeypatch):
+    """build: a notebook is re-executed when gvlib's code changes, not when a comment or docstring does."""
+    from gvlib import build
+
+    seen = []
+    monkeypatch.setattr(build, "source_digest", lambda *modules: seen.append(modules) or "code-1")
+    key = build._inputs_key("definitions", None)
+    assert {"gvlib", "gvlib.claims", "gvlib.organism", "gvlib.organism.report", "gvlib.backends.hf"} <= set(seen[0])
+    assert build._inputs_key("definitions", None) == key
+    monkeypatch.setattr(build, "source_digest", lambda *modules: "code-2")
+    assert build._inputs_key("definitions", None) != key

@@ -117,3 +117,28 @@ def test_an_unreadable_cot_verdict_scores_0_below_every_threshold_and_apart_from
     binary = verify("cot_binary", Replies({"yes": "Correctness: <correct>", "junk": "Hmm.", "no": "Correctness: <incorrect>"}),
                     Plain([]), examples, [["yes", "junk", "no"]])
     assert binary.scores.tolist() == [[1.0, 0.0, 0.0]] and binary.n_unparseable == 1
+
+
+def test_every_module_says_its_box_of_the_pipeline_map():
+    """gvlib/__init__.py draws notebook -> claims -> engine -> ... -> page; each module's docstring opens with
+    its box, so a reader knows where a file sits before reading it (issue 17)."""
+    import ast
+    import re
+    from pathlib import Path
+
+    import gvlib
+
+    root = Path(gvlib.__file__).parent
+    boxes = set(re.findall(r"^ {4}([a-z/]+) ", gvlib.__doc__, re.M)) | {"vocabulary", "tasks", "organism",
+                                                                         "paper scale", "speed", "disk"}
+    # modules other helpers of issue 17's session were editing; their box is in the map all the same
+    elsewhere = {root / "launch.py", root / "finetune.py"} | (set((root / "organism").glob("*.py")) - {root / "organism" / "report.py"})
+    missing = []
+    for path in sorted(root.rglob("*.py")):
+        if path == root / "__init__.py" or path in elsewhere:
+            continue
+        first = (ast.get_docstring(ast.parse(path.read_text())) or "").split("\n")[0]
+        box = re.match(r"\[([^\]]+)\] ", first)
+        if not box or box.group(1) not in boxes:
+            missing.append(f"{path.relative_to(root)}: {first[:60]!r}")
+    assert not missing, missing

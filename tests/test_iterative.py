@@ -16,9 +16,10 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from gvlib import iterate
+from gvlib import claims, iterate
 from gvlib.finetune import LoraSettings, load_adapted, merge_adapter, sft_example, train_adapter
 from gvlib.iterate import IterationConfig, IterationRun, ModelRef, claim_check, diversity, pass_at_k_curve
+from gvlib.plan import notebook_params
 from gvlib.tasks.base import Example, Task
 
 WORDS = ["[PAD]", "[BOS]", "[EOS]", "[UNK]", "0", "1", "2", "3", "q", "=", "Judge:", "Correct", "Incorrect"]
@@ -234,23 +235,11 @@ def test_config_names_the_bad_parameter():
 # -- stage dispatch -------------------------------------------------------------------------------
 def test_isolated_stage_runs_in_another_process_and_reraises():
     # builtins, so the spawned process imports nothing heavy
-    assert iterate.run_stage(os.getpid, isolate=True) != os.getpid()
-    assert iterate.run_stage(os.getpid, isolate=False) == os.getpid()
-    assert iterate.run_stage(max, 3, 7, isolate=True) == 7
+    assert claims.run_stage(os.getpid, isolate=True) != os.getpid()
+    assert claims.run_stage(os.getpid, isolate=False) == os.getpid()
+    assert claims.run_stage(max, 3, 7, isolate=True) == 7
     with pytest.raises(ValueError, match="stage broke"):
-        iterate.run_stage(int, "stage broke", isolate=True)
-
-
-def test_lora_llm_adds_the_rounds_adapter_to_every_generate_call():
-    class FakeLLM:
-        marker = "engine"
-
-        def generate(self, prompts, params=None, **kw):
-            return prompts, kw
-
-    llm = iterate._LoRALLM(FakeLLM(), "round-2-request")
-    assert llm.generate(["p"], None, use_tqdm=False) == (["p"], {"use_tqdm": False, "lora_request": "round-2-request"})
-    assert llm.marker == "engine"
+        claims.run_stage(int, "stage broke", isolate=True)
 
 
 def test_transformers_stages_use_the_merged_model(tiny, tmp_path):
@@ -343,9 +332,12 @@ def test_notebook_runs_with_the_tiny_preset(tmp_path, monkeypatch):
 
     root = Path(__file__).resolve().parents[1]
     monkeypatch.setenv("GVLIB_RESULTS", str(tmp_path / "results"))
-    preset = yaml.safe_load((root / "notebooks" / "params" / "iterative" / "tiny.yaml").read_text())
+    tiny = root / "notebooks" / "params" / "iterative" / "tiny.yaml"
+    preset = {k: v for k, v in notebook_params(root / "notebooks" / "iterative.ipynb", tiny, []).items()
+              if k != "__annotations__"}  # the cell's defaults and the preset's changes
     out = tmp_path / "iterative.ipynb"
-    papermill.execute_notebook(str(root / "notebooks" / "iterative.ipynb"), str(out), parameters=preset,
+    papermill.execute_notebook(str(root / "notebooks" / "iterative.ipynb"), str(out),
+                               parameters=yaml.safe_load(tiny.read_text()),
                                kernel_name="python3", progress_bar=False, cwd=str(root))
     record = json.loads((tmp_path / "results" / "iterative.json").read_text())
     runs = record["measured"]["runs"]

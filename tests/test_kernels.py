@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gvlib.bench import Grid, bench_scorer
+from gvlib.bench import Sweep, bench_scorer
 from gvlib.kernels import token_logprobs, token_logprobs_reference
 
 
@@ -105,7 +105,7 @@ torch.save(results, sys.argv[1])
 def test_bench_scorer_agrees_and_holds_less_memory_at_152k():
     if not os.path.exists("/proc/self/clear_refs"):
         pytest.skip("peak-RSS measurement needs Linux /proc/self/clear_refs")
-    grid = Grid(sizes=(), workloads=(), rows=(), vocab=1, score_rows=64, repeats=1)
+    grid = Sweep(sizes=(), workloads=(), rows=(), vocab=1, score_rows=64, repeats=1)
     rows = bench_scorer(grid, torch.device("cpu"))
     assert {(r["vocab"], r["dtype"]) for r in rows} == {(v, d) for v in (32_000, 152_064) for d in ("float32", "bfloat16")}
     # The fused scorer is held to float64; float32 log_softmax's own error at 152k is ~1e-5 on some CPUs.

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gvlib import claims, launch
+from gvlib import claims, launch, tasks
 from gvlib.organism.family import ensure_family
 from gvlib.params import validate
 from gvlib.plan import notebook_params
@@ -50,8 +50,8 @@ def stamps(root: Path) -> dict[str, tuple[int, int]]:
 def grid(params: dict):
     """The notebook's own call (notebooks/scaling.ipynb), in this process, on the whole task."""
     run_models = claims.resolve_models(params["organism"], params["models"], params["flops"])
-    task = claims.load_task(params["task"], params["n_prompts"], run_models, params["data_dir"])
-    return claims.run_grid(run_models.models, task, params["verifiers"], n=params["n_samples"],
+    task = tasks.load(params["task"], limit=params["n_prompts"], data_dir=params["data_dir"], family=run_models.family)
+    return claims.run_grid(run_models.models, task, params["methods"], n=params["n_samples"],
                            temperature=params["temperature"], top_p=params["top_p"], seed=params["seed"],
                            backend=params["backend"], backend_options=params["backend_options"],
                            tournament_rounds=params["tournament_rounds"], threads=params["cpu_threads"])
@@ -62,7 +62,7 @@ def test_two_workers_merge_into_what_one_process_writes_and_the_notebook_compute
     for name in ("single", "launched"):
         shutil.copytree(family.path, tmp_path / name / "organism" / "tiny", ignore=shutil.ignore_patterns(".lock"))
     raw = notebook_params(NOTEBOOK, ROOT / "notebooks" / "params" / "scaling" / "tiny.yaml", [])
-    raw.update(backend="transformers", cpu_threads=1, n_boot=20, verifiers=["mc", "tournament"],
+    raw.update(backend="transformers", cpu_threads=1, n_boot=20, methods=["mc", "tournament"],
                backend_options={"*": {"chunk_size": 2}})  # 4 prompts: 2 chunks per model
     params = validate("scaling", raw)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))

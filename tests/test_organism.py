@@ -361,10 +361,10 @@ def test_longest_documents_fit_the_rows(preset):
 def test_bench_times_the_books_calls_on_a_trained_family(family_run):
     import torch
 
-    from gvlib.bench import Grid, bench_book, report
+    from gvlib.bench import Sweep, bench_book, report
 
     _, out, _, _ = family_run
-    grid = Grid(sizes=(), workloads=(), rows=(), vocab=1, score_rows=1, repeats=1)
+    grid = Sweep(sizes=(), workloads=(), rows=(), vocab=1, score_rows=1, repeats=1)
     rows = bench_book(str(out), grid, torch.device("cpu"), members=["b"])
     assert [(r["model"], r["call"], r["n"]) for r in rows] == [("b", "generate", 8), ("b", "cot_score", 1)]
     task = load_task("organism/sudoku", family=out)
@@ -380,29 +380,39 @@ def test_bench_times_the_books_calls_on_a_trained_family(family_run):
     assert f"{ours:.0f}" in total.split()
 
 
-def test_report_gives_each_methods_roc_auc_on_the_models_own_samples(monkeypatch):
-    """report.measure_model: per method, the ROC AUC of the verifier's scores against correctness."""
+def test_report_gives_each_methods_roc_auc_on_the_models_own_samples():
+    """report.vital_signs: the chapters' table rows, each with the ROC AUC of the verifier's scores against correctness."""
+    from types import SimpleNamespace
+
     import numpy as np
 
+    from gvlib import claims
     from gvlib.organism import report
     from gvlib.verifiers import Verification
 
-    task = load_task("organism/sudoku", limit=6)
-    wrong = "1 1 1 1 | 1 1 1 1 | 1 1 1 1 | 1 1 1 1"
+    u = np.array([[1.0, 0.0, 1.0, 0.0]] * 6)  # each prompt: right, wrong, right, wrong
+    scores = {"mc": 0.2 + 0.6 * u, "cot_binary": 1 - u, "cot_score": np.full(u.shape, 10.0)}
+    grid = claims.Grid(task=None, models=[claims.Model("m", "m", 1.0)],
+                       generations={"m": SimpleNamespace(u=u, extraction_failure_rate=0.0)},
+                       verifications={("m", "m", k): Verification(k, s, [], 0, s.size) for k, s in scores.items()})
+    rows = report.vital_signs(grid, claims.make_filters(list(scores), mc_tau=0.8), n_boot=50)
+    assert dict(zip(rows.method, rows.auc)) == {"mc": 1.0, "cot_binary": 0.0, "cot_score": 0.5}
+    assert "AUC 1.000" in report.format_row(next(rows.assign(task="t").itertuples()))
 
-    class Samples:  # each prompt: gold, wrong, gold, wrong
-        def sample(self, prompts, params):
-            return [[e.answer, wrong] * 2 for e in task.examples]
 
-    def fake_verify(method, backend, task_, examples, samples, seed=0, rounds=None):
-        u = np.array([[task_.score(e, c) for c in cs] for e, cs in zip(examples, samples)])
-        scores = {"mc": 0.2 + 0.6 * u, "cot_binary": 1 - u, "cot_score": np.full(u.shape, 10.0)}[method]
-        return Verification(method, scores, [], 0, u.size)
+def test_report_runs_the_chapters_path_on_a_family(family_run, tmp_path, monkeypatch):
+    """python -m gvlib.organism.report: claims.run_grid on the family's members, through the engine's cache."""
+    import json as json_
 
-    monkeypatch.setattr(report, "verify", fake_verify)
-    rows = report.measure_model(Samples(), task, n=4, temperature=0.7, methods=("mc", "cot_binary", "cot_score"), seed=0)
-    assert {r["method"]: r["auc"] for r in rows} == {"mc": 1.0, "cot_binary": 0.0, "cot_score": 0.5}
-    assert "AUC 1.000" in report.format_row(rows[0] | {"model": "x", "flops": 1.0})
+    from gvlib.organism import report
+
+    monkeypatch.setenv("GVLIB_CACHE", str(tmp_path / "cache"))
+    _, out, _, _ = family_run
+    report.main(["--family", str(out), "--tasks", "sudoku", "--prompts", "2", "--n", "2", "--methods", "mc,tournament",
+                 "--tournament-rounds", "1", "--json", str(tmp_path / "rows.json")])
+    rows = json_.loads((tmp_path / "rows.json").read_text())
+    assert [(r["generator"], r["method"]) for r in rows] == [(m, k) for m in ("a", "b") for k in ("mc", "tournament")]
+    assert list((tmp_path / "cache").rglob("*.json")), "the report bypassed the engine's cache"
 
 
 def test_packed_loss_is_the_masked_loss_and_rejects_left_padding():
@@ -428,9 +438,9 @@ def test_packed_loss_is_the_masked_loss_and_rejects_left_padding():
 def test_bench_times_the_organisms_training_loop():
     import torch
 
-    from gvlib.bench import Grid, bench_training, report
+    from gvlib.bench import Sweep, bench_training, report
 
-    grid = Grid(sizes=(), workloads=(), rows=(), vocab=1, score_rows=1, repeats=1, train_members=("m1",), train_steps=2)
+    grid = Sweep(sizes=(), workloads=(), rows=(), vocab=1, score_rows=1, repeats=1, train_members=("m1",), train_steps=2)
     (row,) = bench_training(grid, torch.device("cpu"), peak=1e9)
     assert row["model"] == "m1" and 0 < row["real_tokens_per_step"] <= row["rows"] * row["seq_len"]
     assert row["train_tok_s"] == pytest.approx(row["real_tokens_per_step"] / row["step_s"])

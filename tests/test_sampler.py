@@ -13,7 +13,7 @@ from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCaus
 from transformers.generation.logits_process import TopPLogitsWarper
 
 import gvlib.sampler as sampler
-from gvlib.bench import Grid, Workload, bench_sampler
+from gvlib.bench import Sweep, Workload, bench_sampler
 from gvlib.sampler import _HFDecoder, _LlamaDecoder, _draw, sample_tokens, supports_fast_path, top_p_filter
 
 EOS, PAD = 2, 0
@@ -292,7 +292,7 @@ def test_works_on_a_non_llama_model():
 
 
 def test_bench_sampler_runs_the_same_work_on_both_sides():
-    grid = Grid(sizes=((32, 1),), workloads=(Workload("w", n=4, prompt_len=(2, 5), new_tokens=3),), rows=(8,),
+    grid = Sweep(sizes=((32, 1),), workloads=(Workload("w", n=4, prompt_len=(2, 5), new_tokens=3),), rows=(8,),
                 vocab=20, score_rows=1, repeats=1)
     (row,) = bench_sampler(grid, torch.device("cpu"), peak=1e9)
     assert row["rows"] == 8 and row["prompts"] == 2 and row["new_tokens"] == 3
@@ -315,12 +315,12 @@ def test_bench_main_prints_and_writes_json(tmp_path, monkeypatch, capsys):
 
     import gvlib.bench as bench
 
-    tiny = Grid(sizes=((32, 1),), workloads=(Workload("w", n=2, prompt_len=(2, 4), new_tokens=2),), rows=(4,),
+    tiny = Sweep(sizes=((32, 1),), workloads=(Workload("w", n=2, prompt_len=(2, 4), new_tokens=2),), rows=(4,),
                 vocab=20, score_rows=1, repeats=1)
     monkeypatch.setattr(bench, "QUICK", tiny)
     bench.main(["--quick", "--json", str(tmp_path / "bench.json")])
     saved = json.loads((tmp_path / "bench.json").read_text())
-    assert saved["grid"]["workloads"][0]["name"] == "w" and len(saved["sampler"]) == 1 and len(saved["scorer"]) == 4
+    assert saved["sweep"]["workloads"][0]["name"] == "w" and len(saved["sampler"]) == 1 and len(saved["scorer"]) == 4
     assert "speed-up" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         bench.main(["--quick", "--family", str(tmp_path)])  # no family.json there

@@ -313,8 +313,10 @@ def test_registry_and_organism_delegation(monkeypatch):
     fake = types.ModuleType("gvlib.organism.tasks")
     fake.load_task = lambda name, **kw: calls.append((name, kw)) or "task"
     monkeypatch.setitem(sys.modules, "gvlib.organism.tasks", fake)
-    assert tasks.load("organism/arith", split="train", limit=3, steps=4) == "task"
-    assert calls == [("organism/arith", {"split": "train", "limit": 3, "steps": 4})]
+    assert tasks.load("organism/arith", split="train", limit=3, family="fam", steps=4) == "task"
+    assert calls == [("organism/arith", {"split": "train", "limit": 3, "steps": 4, "family": "fam"})]
+    with pytest.raises(ValueError, match="organism task: it needs its world"):
+        tasks.load("organism/arith")  # models that are no organism family have no world to draw problems from
 
 
 def test_offline_dataset_error_says_how_to_fix(monkeypatch):
@@ -348,7 +350,7 @@ def test_nq_lm_eval_strict_scoring_shown_on_the_same_samples_and_verdicts():
                        SamplingParams(n=2), "m")
     ver = Verification("mc", np.tile([0.9, 0.1], (4, 1)), [[[0.0, 0.0]] * 2] * 4, 0, 8)
     grid = Grid(task, [Model("m", "m", 1.0)], {"m": gens}, {("m", "m", "mc"): ver})
-    filters = make_filters(["mc"], mc_threshold=0.5)
+    filters = make_filters(["mc"], mc_tau=0.5)
     clause, strict = (g.table(filters, n_boot=10).iloc[0] for g in (grid, grid.rescored(task.with_scoring("strict"))))
     assert (clause.accuracy, clause.gap) == (50.0, 50.0)   # the alias, written whole, is right and kept
     assert (strict.accuracy, strict.gap) == (0.0, 0.0)     # lm-eval cuts it at its comma: nothing to gain

@@ -1,4 +1,4 @@
-"""Backends: sample and score behind one interface (the book's intro, "Two scales, one code path").
+"""[backends] Backends: sample and score behind one interface (the book's intro, "Two scales, one code path").
 
 ``load_backend(model)`` gives a :class:`~gvlib.backends.base.Backend` for a Hugging Face id or a
 local directory: vLLM on a CUDA machine where it is installed (the paper's engine), otherwise
@@ -9,13 +9,13 @@ from __future__ import annotations
 import importlib.util
 from importlib import metadata
 
+from gvlib.names import BACKENDS
+
 from .base import Backend, Completion, SamplingParams
 from .resolve import ModelNotFoundError
 
 __all__ = ["Backend", "Completion", "SamplingParams", "ModelNotFoundError", "BackendUnavailableError",
            "load_backend", "options_for", "vllm_available"]
-
-BACKENDS = ("auto", "transformers", "vllm")
 
 
 class BackendUnavailableError(RuntimeError):

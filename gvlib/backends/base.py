@@ -1,4 +1,4 @@
-"""The backend interface: sample n completions per prompt, score fixed continuations.
+"""[backends] The backend interface: sample n completions per prompt, score fixed continuations.
 
 Every backend (transformers on CPU or GPU, vLLM on GPUs) implements this; verifiers, loops and
 notebooks use nothing else, so the organism and a 72B model run through the same code.
@@ -37,10 +37,12 @@ class Completion:
 class Backend:
     """A loaded model that samples and scores.
 
-    ``fingerprint`` identifies the weights and tokenizer (it keys the disk cache).
+    ``fingerprint`` identifies the weights and tokenizer (it keys the disk cache); ``tokenizer`` is the
+    model's (a ``transformers`` tokenizer; None for a backend without one).
     """
 
     name: str = ""
+    tokenizer = None
     model_id: str = ""
     fingerprint: str = ""
     #: The modules whose code determines what this backend returns (they key the cache).
@@ -64,6 +66,16 @@ class Backend:
         if type(self).sample is Backend.sample:
             raise NotImplementedError(f"{type(self).__name__} implements neither sample nor sample_completions")
         return [[Completion(t) for t in texts] for texts in self.sample(prompts, params)]
+
+    def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """The token ids of ``text`` under the model's tokenizer (with its BOS etc. when ``add_special_tokens``)."""
+        if self.tokenizer is None:
+            raise NotImplementedError(f"{type(self).__name__} has no tokenizer")
+        return self.tokenizer(text, add_special_tokens=add_special_tokens).input_ids
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """The token ids of each prompt in ``texts``, as the model is given them (:meth:`tokenize`)."""
+        return [self.tokenize(t) for t in texts]
 
     def logprob_continuations(self, prompts: Sequence[str], continuations: Sequence[str]) -> np.ndarray:
         """log P(continuation | prompt) for every prompt and continuation: shape (prompts, continuations).

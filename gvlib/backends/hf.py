@@ -1,4 +1,4 @@
-"""The `transformers` backend (CPU or GPU): batched, left-padded sampling and continuation scoring.
+"""[backends] The `transformers` backend (CPU or GPU): batched, left-padded sampling and continuation scoring.
 
 Sampling follows the paper's settings (§3: T = 0.7, top-p 0.9, 512 new tokens) through
 ``gvlib.sampler`` for Llama-like models and ``model.generate`` otherwise; scoring gives log P(continuation | prompt) for the MC verifier (§3, App. E).
@@ -26,9 +26,9 @@ from .text import continuation_ids, derive_seed, truncate_at_stop
 
 
 #: Rows (prompt × sample) per sampling call for a small model: the organism's batch in the book.
-#: The sampler's per-step overhead is amortised over the rows: measured with ``python -m gvlib.bench``
-#: (one thread), 512 rows sample the book's generation calls (n = 8) 1.5–2× faster than 64 rows, and
-#: its verification calls (n = 1, longer prompts) 0.9–1.2× as fast: those are bound by reading the KV cache.
+#: The sampler's per-step overhead is amortised over the rows, so the book's generation calls (n = 8) gain
+#: from large batches while its verification calls (n = 1, longer prompts) are bound by reading the KV
+#: cache and barely change (``python -m gvlib.bench`` measures both; the README's Speed section).
 SMALL_MODEL_BATCH_ROWS = 512
 #: Models above this many parameters get ``LARGE_BATCH_ROWS``, whose KV cache stays small.
 SMALL_MODEL_PARAMS = 50_000_000
@@ -95,9 +95,6 @@ class HFBackend(Backend):
             raise ValueError(f"model {self.model_id!r} has no EOS token id (config or tokenizer)")
         return ids
 
-    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
-        return [self._tokenize(t, True) for t in texts]
-
     def _left_pad(self, seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
@@ -121,7 +118,7 @@ class HFBackend(Backend):
         out: list[list[Completion]] = []
         for start in range(0, len(prompts), prompts_per_call):
             batch = list(prompts[start:start + prompts_per_call])
-            ids = self._encode(batch)
+            ids = self.encode(batch)
             got: list[list[list[int]]] = [[] for _ in batch]
             for part, first in enumerate(range(0, params.n, per_call)):
                 share = dataclasses.replace(params, n=min(per_call, params.n - first))
@@ -165,11 +162,8 @@ class HFBackend(Backend):
         return [cut[i * params.n:(i + 1) * params.n] for i in range(len(prompt_ids))]
 
     # -- scoring ----------------------------------------------------------------------------
-    def _tokenize(self, text: str, add_special_tokens: bool) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=add_special_tokens).input_ids
-
     def logprob_continuations(self, prompts: Sequence[str], continuations: Sequence[str]) -> np.ndarray:
-        pairs = [continuation_ids(self._tokenize, p, c) for p in prompts for c in continuations]
+        pairs = [continuation_ids(self.tokenize, p, c) for p in prompts for c in continuations]
         # One model input per distinct prompt + continuation[:-1], so a prompt's single-token
         # verdicts share one forward pass; a pair asks for log P(cont[t] | input up to len(ctx)+t).
         index: dict[tuple[int, ...], int] = {}

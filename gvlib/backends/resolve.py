@@ -1,4 +1,4 @@
-"""Find a model's files (local path or Hugging Face id) and fingerprint them (for the cache keys).
+"""[backends] Find a model's files (local path or Hugging Face id) and fingerprint them (for the cache keys).
 
 Every backend loads from a local directory, so the HF and vLLM backends resolve a model the same
 way and key the disk cache with the same fingerprint. The fingerprint hashes the config and

@@ -1,4 +1,4 @@
-"""Text helpers shared by every backend: stop strings, seeds, and how a continuation is tokenised."""
+"""[backends] Text helpers shared by every backend: stop strings, seeds, and how a continuation is tokenised."""
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,4 @@
-"""The vLLM backend (GPUs): the paper's inference engine (§3: "inference with vLLM").
+"""[backends] The vLLM backend (GPUs): the paper's inference engine (§3: "inference with vLLM").
 
 ``vllm`` is a GPU extra (requirements-gpu.txt) imported only when this backend is built; the same
 vLLM release has a CPU build (``make test-vllm``), on which the tests run this backend.
@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..cache import digest
 from .base import Backend, Completion, SamplingParams
 from .resolve import fingerprint as fingerprint_dir
 from .resolve import resolve_model_dir
@@ -60,12 +61,23 @@ class VLLMBackend(Backend):
     def __init__(self, model: str, *, dtype: str | None = None, tensor_parallel_size: int = 1,
                  pipeline_parallel_size: int = 1, distributed_executor_backend: str | None = None,
                  enable_prefix_caching: bool = True, gpu_memory_utilization: float | None = None,
-                 max_model_len: int | None = None, seed: int = 0, **llm_kw: Any):
+                 max_model_len: int | None = None, seed: int = 0, lora: tuple[str, int, str] | None = None,
+                 **llm_kw: Any):
         import vllm
         self._vllm = vllm
         path = resolve_model_dir(model)
         self.model_id = str(model)
         self.fingerprint = fingerprint_dir(path)
+        #: ``lora`` = (name, id, adapter directory): every request carries this adapter (``LoRARequest``),
+        #: and the backend is the adapted model: its id and fingerprint name the adapter too.
+        self._lora_request = None
+        if lora is not None:
+            from vllm.lora.request import LoRARequest
+
+            name, lora_id, adapter = lora
+            self._lora_request = LoRARequest(name, lora_id, adapter)
+            self.model_id = f"{model}+{name}"
+            self.fingerprint = digest([self.fingerprint, fingerprint_dir(adapter)])[:24]
         kw: dict[str, Any] = dict(model=str(path), tokenizer=str(path),
                                   tensor_parallel_size=tensor_parallel_size,
                                   pipeline_parallel_size=pipeline_parallel_size,
@@ -98,7 +110,7 @@ class VLLMBackend(Backend):
         for p in prompts:
             per_request.append(self._params(params, p, seen[p]))
             seen[p] += 1
-        outs = self.llm.generate(list(prompts), per_request, use_tqdm=False)
+        outs = self._generate(list(prompts), per_request)
         # The text is decoded from the sampled ids and cut at the first stop string exactly as the
         # transformers backend does (vLLM's own text keeps the space a word-level or SentencePiece
         # tokenizer puts before the first word), so both engines give the same text for the same tokens;
@@ -106,11 +118,13 @@ class VLLMBackend(Backend):
         return [[Completion(truncate_at_stop(self.tokenizer.decode(c.token_ids, skip_special_tokens=True), params.stop),
                             c.finish_reason == "length") for c in o.outputs] for o in outs]
 
-    def _tokenize(self, text: str, add_special_tokens: bool) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=add_special_tokens).input_ids
+    def _generate(self, requests: list, params: list) -> list:
+        """``LLM.generate`` without a progress bar, with the adapter's ``lora_request`` when there is one."""
+        lora = {} if self._lora_request is None else {"lora_request": self._lora_request}
+        return self.llm.generate(requests, params, use_tqdm=False, **lora)
 
     def logprob_continuations(self, prompts: Sequence[str], continuations: Sequence[str]) -> np.ndarray:
-        pairs = [continuation_ids(self._tokenize, p, c) for p in prompts for c in continuations]
+        pairs = [continuation_ids(self.tokenize, p, c) for p in prompts for c in continuations]
         # log P(cont | ctx) = sum over k of log P(cont[k] | ctx + cont[:k]): one request per distinct
         # prefix, asking for exactly the tokens that follow it there (a prompt's one-token verdicts
         # share one request; a longer continuation's prefixes reuse the prompt's cached KV blocks).
@@ -119,10 +133,10 @@ class VLLMBackend(Backend):
             for k, tok in enumerate(cont):
                 asked.setdefault(tuple(ctx + cont[:k]), set()).add(tok)
         prefixes = list(asked)
-        outs = self.llm.generate(
+        outs = self._generate(
             [{"prompt_token_ids": list(x)} for x in prefixes],
             [self._vllm.SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=sorted(asked[x]))
-             for x in prefixes], use_tqdm=False)
+             for x in prefixes])
         logp = {x: {t: lp.logprob for t, lp in out.outputs[0].logprobs[0].items()}
                 for x, out in zip(prefixes, outs)}
         scores = np.array([sum(logp[tuple(ctx + cont[:k])][tok] for k, tok in enumerate(cont)) for ctx, cont in pairs])

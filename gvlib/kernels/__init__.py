@@ -1,4 +1,4 @@
-"""Kernels behind gvlib's scoring: target-token log-probabilities without full float32 log-softmax.
+"""[sampler/kernels] Kernels behind gvlib's scoring: target-token log-probabilities without full float32 log-softmax.
 
 ``token_logprobs`` dispatches to the Triton kernel on CUDA tensors when Triton imports, and to the
 chunked PyTorch reference otherwise (the CPU path).

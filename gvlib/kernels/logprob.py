@@ -1,4 +1,4 @@
-"""Log-probabilities of target tokens without full-vocabulary float32 log-probs (paper §3, App. E).
+"""[sampler/kernels] Log-probabilities of target tokens without full-vocabulary float32 log-probs (paper §3, App. E).
 
 Scoring (the MC verifier's log P("Correct"), a candidate's likelihood, SFT losses) needs
 log softmax(logits)[target] per position. ``log_softmax(logits.float()).gather(...)`` materialises a

@@ -1,4 +1,4 @@
-"""Triton kernel for target-token log-probabilities (the GPU path of ``gvlib.kernels.token_logprobs``).
+"""[sampler/kernels] Triton kernel for target-token log-probabilities (the GPU path of ``gvlib.kernels.token_logprobs``).
 
 One program per row streams the vocabulary in blocks, keeping a running maximum and a running sum
 of exponentials (online log-sum-exp, Milakov & Gimelshein 2018), upcasting each block to float32 in

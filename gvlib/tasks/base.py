@@ -1,4 +1,4 @@
-"""The task interface shared by the paper's tasks and the organism's (paper §3, §4).
+"""[tasks] The task interface shared by the paper's tasks and the organism's (paper §3, §4).
 
 A task owns everything that is specific to it: how a problem is shown to a generator, how an
 answer is read back, the utility u(x, y) in [0, 1], and how each of the paper's four verifiers
@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-#: The paper's four verification methods (§3): multiple choice, CoT-Binary, CoT-Score, Tournament.
-VERIFIER_METHODS = ("mc", "cot_binary", "cot_score", "tournament")
+from gvlib.names import VERIFIER_METHODS  # noqa: F401  (re-exported: tasks ask verifiers with these methods)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""What the real tasks share (paper §3): loading their data and asking the paper's verifiers.
+"""[tasks] What the real tasks share (paper §3): loading their data and asking the paper's verifiers.
 
 Data comes from, in order: ``path`` (a JSONL file, or a directory holding ``<split>.jsonl``),
 ``$GVLIB_DATA/<data_dir>/<split>.jsonl``, or Hugging Face ``datasets`` (needs network or a
@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .. import prompts
-from .base import VERIFIER_METHODS, Example, Task
+from ..names import VERIFIER_METHODS
+from .base import Example, Task
 
 
 #: End-of-text markers a model may write as plain text; a sampled verification stops at them.

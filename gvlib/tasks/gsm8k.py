@@ -1,4 +1,4 @@
-"""GSM8K (Cobbe et al. 2021), as the paper runs it (§3): 4-shot chain of thought, "The answer is X".
+"""[tasks] GSM8K (Cobbe et al. 2021), as the paper runs it (§3): 4-shot chain of thought, "The answer is X".
 
 The prompt is lm-evaluation-harness ``gsm8k-cot`` ("Q: …\\nA: … The answer is X.") with the first
 four of its eight exemplars (Wei et al. 2022), since the paper uses 4 shots. Answers are read in

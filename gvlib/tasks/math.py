@@ -1,4 +1,4 @@
-"""MATH (Hendrycks et al. 2021) and MATH-500, in the Minerva format the paper uses (§3).
+"""[tasks] MATH (Hendrycks et al. 2021) and MATH-500, in the Minerva format the paper uses (§3).
 
 As lm-evaluation-harness ``minerva_math``: a 4-shot "Problem:\\n…\\n\\nSolution:" prompt whose
 solutions end "Final Answer: The final answer is X. I hope it is correct."; the answer is read

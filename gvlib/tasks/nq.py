@@ -1,4 +1,4 @@
-"""Natural Questions, open-domain (NQ-open; Lee et al. 2019), the paper's factual task (§3, §4.3).
+"""[tasks] Natural Questions, open-domain (NQ-open; Lee et al. 2019), the paper's factual task (§3, §4.3).
 
 Prompts as lm-evaluation-harness ``nq_open``: "Q: {question}?\\nA:", 4 shots. The paper's exemplars
 (from the NQ train split) are unpublished, so the four below are hand-written in NQ's style

@@ -1,4 +1,4 @@
-"""4×4 Sudoku, the paper's "hard to generate, easy to verify" task (§4.3, App. E).
+"""[tasks] 4×4 Sudoku, the paper's "hard to generate, easy to verify" task (§4.3, App. E).
 
 The paper's 288 puzzles match the 288 valid 4×4 grids; how it made them is not described. Here
 every valid grid is enumerated (lexicographic order) and turned into one puzzle with a unique
