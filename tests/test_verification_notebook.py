@@ -6,17 +6,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from gvlib import analysis, claims, paper_numbers
 from gvlib.metrics import filter_weights, gap_from_weights
+from gvlib.tasks import load
 from test_claim_notebooks import common, execute
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def preset(notebook, name):
-    return yaml.safe_load((ROOT / "notebooks" / "params" / notebook / f"{name}.yaml").read_text())
+    """A preset's effective parameters: the notebook's parameters cell with the preset's changes."""
+    from gvlib.plan import notebook_params
+
+    values = notebook_params(ROOT / "notebooks" / f"{notebook}.ipynb",
+                             ROOT / "notebooks" / "params" / notebook / f"{name}.yaml", [])
+    values.pop("__annotations__", None)
+    return values
 
 
 def test_verification_tiny(tmp_path, monkeypatch):
@@ -40,8 +46,8 @@ def test_verification_tiny(tmp_path, monkeypatch):
     assert record["paper"]["ensemble"]["exceptions"]["Qwen/Qwen2-0.5B"]["below_best_member"] == 3
     # part 2: one cell per self-verification filter and per cross-verification filter, off the diagonal
     cells = m["prediction_cells"]
-    self_filters = 5 if "tournament" in ps["verifiers"] else 4  # MC tau and quantile, CoT-Score, CoT-Binary, Tournament
-    cross_filters = sum({"mc": 2, "cot_score": 1}[v] for v in ps["cross_verifiers"])
+    self_filters = 5 if "tournament" in ps["methods"] else 4  # MC tau and quantile, CoT-Score, CoT-Binary, Tournament
+    cross_filters = sum({"mc": 2, "cot_score": 1}[v] for v in ps["cross_methods"])
     assert len(cells) == k * self_filters + k * (k - 1) * cross_filters
     for c in cells:
         assert c["gap_lo"] - 1e-9 <= c["gap"] <= c["gap_hi"] + 1e-9
@@ -53,8 +59,8 @@ def test_verification_tiny(tmp_path, monkeypatch):
     assert flops == pytest.approx([x * flops[0] for x in ps["n_verifications"]]) and flops[0] > 0
     # every number is the one the cached samples and verdicts give: recompute a sweep and an ensemble
     models = claims.resolve_models(ps["organism"], ps["models"])
-    task = claims.load_task(ps["task"], ps["n_prompts"], models, ps["data_dir"])
-    grid = claims.run_grid(models.models, task, ps["verifiers"], n=ps["n_samples"], temperature=ps["temperature"],
+    task = load(ps["task"], limit=ps["n_prompts"], data_dir=ps["data_dir"], family=models.family)
+    grid = claims.run_grid(models.models, task, ps["methods"], n=ps["n_samples"], temperature=ps["temperature"],
                            top_p=ps["top_p"], seed=ps["seed"], backend=ps["backend"],
                            tournament_rounds=ps["tournament_rounds"], threads=1)
     g = names[-1]
@@ -64,7 +70,7 @@ def test_verification_tiny(tmp_path, monkeypatch):
     assert [v for _, v in m["sweeps"]["CoT-Score τ"][g]] == pytest.approx([100 * r.absolute for r in sweep.values()])
     k3 = m["verification_compute"]["prompts"]
     one = next(r for r in rows if r["model"] == g and r["m"] == 1)
-    assert one["gap %"] == pytest.approx(100 * gap_from_weights(u[:k3], filter_weights(s[:k3], tau=ps["cot_score_threshold"])).absolute)
+    assert one["gap %"] == pytest.approx(100 * gap_from_weights(u[:k3], filter_weights(s[:k3], tau=ps["cot_score_tau"])).absolute)
     # the tiny family never has a prompt with 0 < accuracy < 1: nothing is informative, and the page says so
     cc = record["claim_check"]
     assert cc["informative_models"] == [] and cc["prediction_inside_share"] is None and m["prediction_informative_cells"] == 0
@@ -82,13 +88,13 @@ def test_default_preset_reads_the_other_chapters_samples_and_verdicts():
     mine, scaling = preset("verification", "default"), preset("scaling", "default")
     cross, unimprovable = preset("cross_verification", "default"), preset("unimprovable", "default")
     for key in ("organism", "task", "n_prompts", "n_samples", "temperature", "top_p", "seed", "backend", "backend_options",
-                "verifiers", "tournament_rounds", "mc_threshold", "cot_score_threshold"):
+                "methods", "tournament_rounds", "mc_tau", "cot_score_tau"):
         assert mine[key] == scaling[key], key
     for key in ("organism", "task", "n_prompts", "n_samples", "temperature", "top_p", "seed", "backend", "mc_quantile",
-                "cot_score_threshold"):
+                "cot_score_tau"):
         assert mine[key] == cross[key], key
-    assert mine["cross_verifiers"] == cross["verifiers"]
-    assert mine["factual_task"] == unimprovable["factual_task"] and unimprovable["verifier"] == "mc"
+    assert mine["cross_methods"] == cross["methods"]
+    assert mine["factual_task"] == unimprovable["factual_task"] and unimprovable["method"] == "mc"
     for key in ("organism", "n_prompts", "n_samples", "temperature", "top_p", "seed", "backend"):
         assert mine[key] == unimprovable[key], key
     paper = preset("verification", "paper")
@@ -140,7 +146,7 @@ def test_the_chapter_on_prompts_with_mixed_accuracy(tmp_path, monkeypatch):
     defaults = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     exec(defaults.source, namespace)  # noqa: S102 (the notebook's own parameters cell)
     namespace.update({**preset("verification", "tiny"), "n_prompts": 12, "n_samples": 4, "tournament_rounds": 2,
-                      "cross_verifiers": ["mc", "cot_score"], "n_verifications": [1, 2, 4], "repeat_prompts": 6})
+                      "cross_methods": ["mc", "cot_score"], "n_verifications": [1, 2, 4], "repeat_prompts": 6})
     for cell in nb.cells:
         if cell.cell_type == "code" and cell is not defaults and "raise NotImplementedError" not in cell.source:
             exec(cell.source, namespace)  # noqa: S102
