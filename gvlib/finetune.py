@@ -2,7 +2,7 @@
 
 Algorithm 1 of the paper projects f_{t+1} onto the filtered distribution f_t[w] by maximum likelihood
 (SFT) on the samples that passed the verifier. The book does that step with a LoRA adapter (peft) so it
-runs on a CPU for the organism and on one GPU for a 7B model:
+runs on a CPU for the organism and on one or several GPUs for a 7B model:
 
 * the loss is the negative log-likelihood of the completion tokens and the EOS that ends them, never of
   the prompt (the SFT of the paper's Tab. 9 trains on solutions given questions); it is computed by

@@ -12,6 +12,9 @@ estimates for each model, from its architecture (``config.json`` when the model 
   attention scores (4 · layers · hidden · context per token); a prompt's n samples share its prefill
   (vLLM's prefix cache); every sample and verification is charged its full token budget, so these are
   upper bounds; SFT is 6 N per token (forward, backward and the recomputation of gradient checkpointing);
+* SFT memory: per GPU, on the fewest data-parallel GPUs (dividing the minibatch, at most a node's 8) that
+  fit it (:func:`sft_gpus`); each holds the whole base model (DDP), so a base whose weights alone
+  overflow one card does not fit at all;
 * GPU-hours: FLOPs / (peak bf16 FLOP/s × ``mfu``), the utilisation being an assumption, stated;
 * memory per GPU: bf16 weights / tensor-parallel size, and the KV room left, against
   ``gpu_memory_utilization`` (0.9) of the card; a model fits when that room holds its longest sequence,
@@ -210,15 +213,29 @@ def choose_tp(a: Arch, group_gb: float, gpu_gb: float, preset_tp: int | None) ->
     return next((tp for tp in sizes if kv_room_gb(a, tp, gpu_gb) >= group_gb), sizes[-1])
 
 
-def sft_memory_gb(a: Arch, s: dict) -> float:
-    """LoRA SFT on one GPU: bf16 weights, fp32 LoRA weights + grads + AdamW, checkpointed activations
-    (one hidden state per layer per token, one layer recomputed) and one 1,024-row chunk of logits."""
-    tokens = s["batch"] * s["seq"]
+def sft_memory_gb(a: Arch, s: dict, processes: int = 1) -> float:
+    """LoRA SFT memory per GPU with ``processes`` data-parallel processes (DDP, :mod:`gvlib.finetune`):
+    the whole bf16 base and fp32 LoRA weights + grads + AdamW on every GPU, and the activations of its
+    ``batch / processes`` sequences (checkpointed: one hidden state per layer per token, one layer
+    recomputed) and one 1,024-row chunk of logits."""
+    tokens = s["batch"] // processes * s["seq"]
     lora = 16 * a.lora_params(s["rank"])
     checkpoints = tokens * a.hidden * 2 * a.layers
     layer = tokens * (10 * a.hidden + 4 * a.mlp) * 2
     logits = 1024 * a.vocab * (2 + 4 + 4)
     return (2 * a.params + lora + checkpoints + layer + logits) / 1e9
+
+
+#: The most GPUs one SFT run spreads over (one node).
+SFT_MAX_GPUS = 8
+
+
+def sft_gpus(a: Arch, s: dict, gpu_gb: float) -> tuple[int, float]:
+    """(GPUs, memory per GPU in GB) of the fewest data-parallel processes, dividing the minibatch and at
+    most :data:`SFT_MAX_GPUS`, whose memory fits the card (the most, when none does)."""
+    counts = [k for k in range(1, SFT_MAX_GPUS + 1) if s["batch"] % k == 0]
+    k = next((k for k in counts if sft_memory_gb(a, s, k) <= MEMORY_FRACTION * gpu_gb), counts[-1])
+    return k, sft_memory_gb(a, s, k)
 
 
 def plan(notebook: str, params: dict, *, gpu: str = "h100-80gb", mfu: float = 0.25, data_dir: str | None = None,
@@ -248,9 +265,9 @@ def plan(notebook: str, params: dict, *, gpu: str = "h100-80gb", mfu: float = 0.
     for s in sft:
         a = architecture(s["model"])
         flops = 6 * a.per_token_params * s["rounds"] * s["steps"] * s["batch"] * s["seq"]
-        mem = sft_memory_gb(a, s)
-        sft_rows.append({**s, "flops": flops, "gpu_hours": flops / (peak * mfu) / 3600, "memory_gb": mem,
-                         "fits": mem <= MEMORY_FRACTION * gpu_gb})
+        gpus, mem = sft_gpus(a, s, gpu_gb)
+        sft_rows.append({**s, "flops": flops, "gpu_hours": flops / (peak * mfu) / 3600, "gpus": gpus,
+                         "memory_gb": mem, "fits": mem <= MEMORY_FRACTION * gpu_gb})
     disk = sum(2 * architecture(n).params for n in models) + CACHE_BYTES_PER_TOKEN * sum(
         m["gen_tokens"] for m in models.values())
     total = sum(m["gpu_hours"] for m in models.values()) + sum(s["gpu_hours"] for s in sft_rows)
@@ -285,7 +302,8 @@ def format_plan(r: dict) -> str:
     for s in r["sft"]:
         lines.append(f"SFT ({s['verifier']} verifier) {s['model']}: {s['rounds']} rounds x {s['steps']} steps x {s['batch']} x {s['seq']} "
                      f"tokens, LoRA r={s['rank']}: {s['flops'] / 1e15:.0f} PFLOP, {s['gpu_hours']:.1f} GPU-h, "
-                     f"{s['memory_gb']:.0f} GB on one GPU ({'fits' if s['fits'] else 'does NOT fit'})")
+                     f"{s['memory_gb']:.0f} GB per GPU on {s['gpus']} data-parallel GPU(s) "
+                     f"({'fits' if s['fits'] else 'does NOT fit'})")
     lines.append(f"total: {r['gpu_hours']:.1f} GPU-hours; disk {r['disk_gb']:.0f} GB (bf16 weights + sample cache); "
                  f"{'every call fits' if r['fits'] else 'SOMETHING DOES NOT FIT'}")
     return "\n".join(lines)

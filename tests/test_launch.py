@@ -72,10 +72,9 @@ def test_two_workers_merge_into_what_one_process_writes_and_the_notebook_compute
     single = grid(params)
 
     monkeypatch.setenv("GVLIB_CACHE", str(tmp_path / "launched"))
-    jobs = launch.prepare("scaling", params, ["0", "1"])
+    jobs = launch.run("scaling", params, ["0", "1"], tmp_path / "logs", poll=0.2)
     assert sorted((j.model, j.start, j.stop) for j in jobs) == sorted(
         (m, a, b) for m in single.generations for a, b in [(0, 2), (2, 4)])
-    launch.run_jobs(jobs, params, ["0", "1"], tmp_path / "logs", poll=0.2)
     merged = entries(tmp_path / "launched")
     assert merged == entries(tmp_path / "single")  # same keys, same bytes
     assert sum(k.startswith("generate/") for k in merged) == 2 * len(single.generations)  # chunks of 2 prompts

@@ -47,3 +47,17 @@ def test_a_72b_model_on_one_gpu_does_not_fit(capsys):
     assert plan.main(args + ["-p", "backend_options", "{}", "--json"]) == 0  # unset: the plan picks a size that fits
     import json
     assert json.loads(capsys.readouterr().out)["models"]["Qwen/Qwen1.5-72B"]["tp"] == 4  # 145 GB of bf16 weights
+
+
+def test_sft_spreads_over_data_parallel_gpus_until_it_fits():
+    """The per-GPU SFT memory of gvlib.finetune's DDP: activations shrink with the processes, weights do not."""
+    a = plan.Arch(*plan.ARCHITECTURES["Qwen/Qwen1.5-7B"])
+    s = {"batch": 64, "seq": 1024, "rank": 64}
+    one, two, eight = (plan.sft_memory_gb(a, s, k) for k in (1, 2, 8))
+    assert one > two > eight > 2 * a.params / 1e9
+    assert one - two == pytest.approx((one - plan.sft_memory_gb(a, {**s, "batch": 0})) / 2, rel=0.05)
+    assert plan.sft_gpus(a, s, 141) == (1, one)  # fits one H200
+    k, mem = plan.sft_gpus(a, s, 40)
+    assert k > 1 and 64 % k == 0 and mem <= plan.MEMORY_FRACTION * 40 < plan.sft_memory_gb(a, s, k // 2)
+    big = plan.Arch(*plan.ARCHITECTURES["Qwen/Qwen1.5-72B"])  # 145 GB of weights on every GPU: never fits 80 GB
+    assert plan.sft_gpus(big, s, 80)[0] == 8 and plan.sft_gpus(big, s, 80)[1] > 80
