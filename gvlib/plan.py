@@ -185,12 +185,17 @@ def calls(notebook: str, p: dict, data_dir: str | None, verify_budget: int) -> t
                                  (p["sudoku_task"], p["sudoku_verifier"])):
                 add(m, m, task, [method], prompts, n)
     elif notebook == "iterative":
-        for verifier in p["verifiers"]:
+        # one run per verifier, then the notebook's last section: the main run trained on the other prompts
+        split = p["train_prompts"] == "train"  # a run that trains on the train split samples it every round too
+        main = "self" if "self" in p["verifiers"] else p["verifiers"][0]
+        for verifier, train_split, label in [(v, split, v) for v in p["verifiers"]] + [
+                (main, not split, f"{main}, other prompts")]:
             judge = {"self": p["model"], "fixed": p["fixed_verifier"] or p["model"], "gold": None}[verifier]
             for _ in range(p["rounds"] + 1):
-                add(p["model"], judge or p["model"], p["task"], [] if judge is None else [p["method"]], prompts, n)
+                for count in (prompts, p.get("n_train_prompts", 32)) if train_split else (prompts,):
+                    add(p["model"], judge or p["model"], p["task"], [] if judge is None else [p["method"]], count, n)
             P, _, G, _ = _prompt_tokens(p["task"], None, data_dir)
-            sft.append({"verifier": verifier, "model": p["model"], "rounds": p["rounds"], "steps": p["lora_steps"],
+            sft.append({"verifier": label, "model": p["model"], "rounds": p["rounds"], "steps": p["lora_steps"],
                         "batch": p["lora_batch_size"], "seq": P + G, "rank": p["lora_rank"]})
     else:
         raise SystemExit(f"gvlib.plan: no plan for notebook {notebook!r}")
