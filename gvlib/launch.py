@@ -237,6 +237,14 @@ def _unimprovable(launcher: Launcher) -> None:
     launcher.run(jobs)
 
 
+def with_threads(threads: int | None, fn: Callable, *args):
+    """In a worker: ``fn(*args)`` with ``threads`` torch CPU threads, as the notebook runs its stages."""
+    from gvlib.threads import torch_threads
+
+    with torch_threads(threads):
+        return fn(*args)
+
+
 def iterative_runs(p: dict) -> list[tuple]:
     """The notebook's :func:`gvlib.iterate.run_iterations` calls as (evaluation task, config, train task):
     one per verifier, then its last section's run of the main config on the prompts it did not train on."""
@@ -286,17 +294,18 @@ def _iterative(launcher: Launcher) -> None:
             plans = {split: launcher.bounds(task, [cfg.model] + ([fixed] if fixed else []), cfg.backend_kind)
                      for split, task in tasks.items()}
             sample = {split: launcher.jobs(f"run{r}-{cfg.verifier}.round{t}.{split}.{ref.name}", ref.name, cfg.model, b,
-                                           lambda i, a, z, task=tasks[split], split=split:
-                                           (iterate._sample_stage, (ref, cfg, {split: part(task, a, z)}, seed, engine.DEFAULT)))
+                                           lambda i, a, z, task=tasks[split], split=split: (with_threads, (
+                                               p["cpu_threads"], iterate._sample_stage, ref, cfg,
+                                               {split: part(task, a, z)}, seed, engine.DEFAULT)))
                       for split, b in plans.items()}
             out = launcher.run([j for jobs in sample.values() for j in jobs])
             if fixed is None:
                 return
             launcher.run([j for split, b in plans.items() for j in launcher.jobs(
                 f"run{r}-fixed.round{t}.{split}", fixed, fixed, b,
-                lambda i, a, z, task=tasks[split], split=split: (iterate._fixed_verify_stage, (
-                    fixed, cfg, {split: part(task, a, z)}, {split: out[sample[split][i].label][split][0]}, seed,
-                    engine.DEFAULT)))])
+                lambda i, a, z, task=tasks[split], split=split: (with_threads, (
+                    p["cpu_threads"], iterate._fixed_verify_stage, fixed, cfg, {split: part(task, a, z)},
+                    {split: out[sample[split][i].label][split][0]}, seed, engine.DEFAULT)))])
 
         with torch_threads(p["cpu_threads"]):
             iterate.run_iterations(eval_task, cfg, train_task=train_task, before_round=before_round)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from gvlib import claims, launch
+from gvlib.cache import Cache
 from gvlib.organism.family import ensure_family
 from gvlib.params import validate
 from gvlib.plan import notebook_params
@@ -159,7 +160,11 @@ def launched_like_one_process(notebook: str, raw: dict, tmp_path, monkeypatch) -
     monkeypatch.setenv("GVLIB_CACHE", str(tmp_path / "single"))
     launch.execute(path, params, tmp_path / "single.ipynb")
     monkeypatch.setenv("GVLIB_CACHE", str(tmp_path / "launched"))
+    here = []  # samples and verdicts computed in this process rather than by the workers
+    monkeypatch.setattr(Cache, "put", lambda self, kind, key, value, put=Cache.put: (here.append(kind),
+                                                                                    put(self, kind, key, value)))
     jobs = launch.run(notebook, params, ["0", "1"], tmp_path / "logs", poll=0.2)
+    assert here == []
     single, launched = files(tmp_path / "single"), files(tmp_path / "launched")
     assert sorted(launched) == sorted(single)
 
