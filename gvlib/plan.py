@@ -188,14 +188,13 @@ def calls(notebook: str, p: dict, data_dir: str | None, verify_budget: int) -> t
         # one run per verifier, then the notebook's last section: the main run trained on the other prompts
         split = p["train_prompts"] == "train"  # a run that trains on the train split samples it every round too
         main = "self" if "self" in p["verifiers"] else p["verifiers"][0]
-        for verifier, train_split, label in [(v, split, v) for v in p["verifiers"]] + [
-                (main, not split, f"{main}, other prompts")]:
+        for verifier, train_split, other in [(v, split, False) for v in p["verifiers"]] + [(main, not split, True)]:
             judge = {"self": p["model"], "fixed": p["fixed_verifier"] or p["model"], "gold": None}[verifier]
             for _ in range(p["rounds"] + 1):
                 for count in (prompts, p.get("n_train_prompts", 32)) if train_split else (prompts,):
                     add(p["model"], judge or p["model"], p["task"], [] if judge is None else [p["method"]], count, n)
             P, _, G, _ = _prompt_tokens(p["task"], None, data_dir)
-            sft.append({"verifier": label, "model": p["model"], "rounds": p["rounds"], "steps": p["lora_steps"],
+            sft.append({"verifier": verifier, "other_prompts": other, "model": p["model"], "rounds": p["rounds"], "steps": p["lora_steps"],
                         "batch": p["lora_batch_size"], "seq": P + G, "rank": p["lora_rank"]})
     else:
         raise SystemExit(f"gvlib.plan: no plan for notebook {notebook!r}")
@@ -305,7 +304,7 @@ def format_plan(r: dict) -> str:
                      f"{m['gpu_hours']:>7.1f}  {'yes' if m['fits'] else 'NO':<4}  "
                      f"{'resident' if m['group_resident'] else 'queued'}")
     for s in r["sft"]:
-        lines.append(f"SFT ({s['verifier']} verifier) {s['model']}: {s['rounds']} rounds x {s['steps']} steps x {s['batch']} x {s['seq']} "
+        lines.append(f"SFT ({s['verifier']} verifier{', the other prompts' if s['other_prompts'] else ''}) {s['model']}: {s['rounds']} rounds x {s['steps']} steps x {s['batch']} x {s['seq']} "
                      f"tokens, LoRA r={s['rank']}: {s['flops'] / 1e15:.0f} PFLOP, {s['gpu_hours']:.1f} GPU-h, "
                      f"{s['memory_gb']:.0f} GB per GPU on {s['gpus']} data-parallel GPU(s) "
                      f"({'fits' if s['fits'] else 'does NOT fit'})")

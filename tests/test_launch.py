@@ -110,6 +110,17 @@ def test_plan_must_agree_with_the_presets_gpu_sets():
         launch.check_plan("scaling", bare, "h100-80gb", None)
 
 
+def test_plan_must_fit_the_iterative_fine_tuning():
+    """The LoRA SFT holds the whole base on every GPU (DDP): a 7B generator fits, a 72B one cannot."""
+    path = ROOT / "notebooks" / "iterative.ipynb"
+    smoke = ROOT / "notebooks" / "params" / "iterative" / "smoke.yaml"
+    params = validate("iterative", notebook_params(path, smoke, [("task", "sudoku4")]))
+    launch.check_plan("iterative", params, "h100-80gb", None, 8)
+    big = validate("iterative", notebook_params(path, smoke, [("task", "sudoku4"), ("model", "Qwen/Qwen1.5-72B")]))
+    with pytest.raises(SystemExit, match="no way to fit the LoRA SFT of Qwen/Qwen1.5-72B on 8 h100-80gb"):
+        launch.check_plan("iterative", big, "h100-80gb", None, 8)
+
+
 def test_chunk_size_option():
     from gvlib.backends import chunk_size
     from gvlib.backends.hf import HFBackend
