@@ -220,13 +220,20 @@ def _cross_verification(launcher: Launcher) -> None:
 
 def _unimprovable(launcher: Launcher) -> None:
     from gvlib import claims
+    from gvlib.plan import exercise_method
 
     p = launcher.params
     run_models = claims.resolve_models(p["organism"], p["models"])
-    other = "cot_score" if p["verifier"] == "cot_binary" else "cot_binary"  # the notebook's exercise
+    runs = [(p["factual_task"], p["verifier"]), (p["reasoning_task"], p["verifier"]),
+            (p["sudoku_task"], p["sudoku_verifier"])]
+    factual = claims.load_task(p["factual_task"], p["n_prompts"], run_models, p["data_dir"])
+    try:  # the notebook's exercise: the factual samples verified with the other CoT method too
+        factual.verifier_prompt(exercise_method(p["verifier"]), factual.examples[0], "", "")
+        runs.append((p["factual_task"], exercise_method(p["verifier"])))
+    except ValueError as e:  # a task without that verifier prompt (NQ-open: MC only)
+        print(f"gvlib.launch: the exercise's verification cannot run on {p['factual_task']} ({e})", flush=True)
     methods: dict[str, list[str]] = {}
-    for name, method in ((p["factual_task"], p["verifier"]), (p["factual_task"], other),
-                         (p["reasoning_task"], p["verifier"]), (p["sudoku_task"], p["sudoku_verifier"])):
+    for name, method in runs:
         methods.setdefault(name, [])
         if method not in methods[name]:
             methods[name].append(method)

@@ -151,6 +151,11 @@ def _prompt_tokens(task: str, method: str | None, data_dir: str | None,
     return math.ceil(gen), math.ceil(ver), t.max_new_tokens, size
 
 
+def exercise_method(verifier: str) -> str:
+    """The CoT method the unimprovable chapter's exercise adds on the factual task: the other one."""
+    return "cot_score" if verifier == "cot_binary" else "cot_binary"
+
+
 def calls(notebook: str, p: dict, data_dir: str | None, verify_budget: int) -> tuple[list[Call], list[dict]]:
     """The model calls of ``notebook`` with parameters ``p``, and its SFT runs (iterative)."""
     out: list[Call] = []
@@ -180,10 +185,17 @@ def calls(notebook: str, p: dict, data_dir: str | None, verify_budget: int) -> t
                 add(g, v, p["task"], p["verifiers"], prompts, n)
         out[:] = list({(c.model, c.what): c for c in out}.values())  # a generator samples once
     elif notebook == "unimprovable":
+        runs = [(p["factual_task"], p["verifier"]), (p["reasoning_task"], p["verifier"]),
+                (p["sudoku_task"], p["sudoku_verifier"])]
+        try:  # the chapter's exercise: the factual samples verified with the other CoT method too
+            _prompt_tokens(p["factual_task"], exercise_method(p["verifier"]), data_dir)
+            runs.append((p["factual_task"], exercise_method(p["verifier"])))
+        except ValueError:  # a task without that verifier prompt (NQ-open: MC only): the exercise cannot run
+            pass
         for m in p["models"]:
-            for task, method in ((p["factual_task"], p["verifier"]), (p["reasoning_task"], p["verifier"]),
-                                 (p["sudoku_task"], p["sudoku_verifier"])):
+            for task, method in runs:
                 add(m, m, task, [method], prompts, n)
+        out[:] = list({(c.model, c.what): c for c in out}.values())  # a task's samples are drawn once
     elif notebook == "iterative":
         # one run per verifier, then the notebook's last section: the main run trained on the other prompts
         split = p["train_prompts"] == "train"  # a run that trains on the train split samples it every round too
