@@ -331,7 +331,8 @@ def _next_ref(run_dir: Path, t: int, info: dict | None, previous: ModelRef) -> M
 
 def run_iterations(task: Task, config: IterationConfig, *, train_task: Task | None = None,
                    run_dir: str | Path | None = None, cache=engine.DEFAULT,
-                   on_round: Callable[[int, dict], None] | None = None) -> IterationRun:
+                   on_round: Callable[[int, dict], None] | None = None,
+                   before_round: Callable[[int, ModelRef], None] | None = None) -> IterationRun:
     """Run (or resume) rounds 0 … ``config.rounds`` of self-improvement of ``config.model`` on ``task``.
 
     task        the evaluation prompts (``task.examples``)
@@ -340,6 +341,8 @@ def run_iterations(task: Task, config: IterationConfig, *, train_task: Task | No
     cache       the engine's sample/verification cache (``None``: no caching; resumption still works
                 through the round files)
     on_round    called with (t, metrics) after each round finishes (or is read back)
+    before_round  called with (t, f_t) before round t runs (not when it is read back): :mod:`gvlib.launch`
+                computes the round's samples and verdicts there, in worker processes, into the cache
     """
     if not task.examples:
         raise ValueError(f"task {task.name!r} has no examples to evaluate on")
@@ -361,6 +364,8 @@ def run_iterations(task: Task, config: IterationConfig, *, train_task: Task | No
         metrics = _read_json(metrics_path)
         final = t == cfg.rounds
         if metrics is None or (not final and metrics["next_model"] is None):
+            if before_round is not None:
+                before_round(t, ref)
             text = json.dumps(_run_round(t, ref, cfg, tasks, round_dir, run_dir, cache, final), indent=2)
             write_atomic(metrics_path, text)
             metrics = json.loads(text)  # exactly what a resumed run reads back

@@ -12,6 +12,9 @@ estimates for each model, from its architecture (``config.json`` when the model 
   attention scores (4 · layers · hidden · context per token); a prompt's n samples share its prefill
   (vLLM's prefix cache); every sample and verification is charged its full token budget, so these are
   upper bounds; SFT is 6 N per token (forward, backward and the recomputation of gradient checkpointing);
+* SFT memory: per GPU, on the fewest data-parallel GPUs (dividing the minibatch, at most a node's 8) that
+  fit it (:func:`sft_gpus`); each holds the whole base model (DDP), so a base whose weights alone
+  overflow one card does not fit at all;
 * GPU-hours: FLOPs / (peak bf16 FLOP/s × ``mfu``), the utilisation being an assumption, stated;
 * memory per GPU: bf16 weights / tensor-parallel size, and the KV room left, against
   ``gpu_memory_utilization`` (0.9) of the card; a model fits when that room holds its longest sequence,
@@ -148,6 +151,11 @@ def _prompt_tokens(task: str, method: str | None, data_dir: str | None,
     return math.ceil(gen), math.ceil(ver), t.max_new_tokens, size
 
 
+def exercise_method(method: str) -> str:
+    """The CoT method the unimprovable chapter's exercise adds on the factual task: the other one."""
+    return "cot_score" if method == "cot_binary" else "cot_binary"
+
+
 def calls(notebook: str, p: dict, data_dir: str | None, verify_budget: int) -> tuple[list[Call], list[dict]]:
     """The model calls of ``notebook`` with parameters ``p``, and its SFT runs (iterative)."""
     out: list[Call] = []
@@ -188,17 +196,28 @@ def calls(notebook: str, p: dict, data_dir: str | None, verify_budget: int) -> t
             for _ in range(max(p["n_verifications"]) - 1):  # part 3: more CoT-Score verifications of each sample
                 add(g, g, p["task"], ["cot_score"], repeat, n, generate=False)
     elif notebook == "unimprovable":
+        runs = [(p["factual_task"], p["method"]), (p["reasoning_task"], p["method"]),
+                (p["sudoku_task"], p["sudoku_method"])]
+        try:  # the chapter's exercise: the factual samples verified with the other CoT method too
+            _prompt_tokens(p["factual_task"], exercise_method(p["method"]), data_dir)
+            runs.append((p["factual_task"], exercise_method(p["method"])))
+        except ValueError:  # a task without that verifier prompt (NQ-open: MC only): the exercise cannot run
+            pass
         for m in p["models"]:
-            for task, method in ((p["factual_task"], p["method"]), (p["reasoning_task"], p["method"]),
-                                 (p["sudoku_task"], p["sudoku_method"])):
+            for task, method in runs:
                 add(m, m, task, [method], prompts, n)
+        out[:] = list({(c.model, c.what): c for c in out}.values())  # a task's samples are drawn once
     elif notebook == "iterative":
-        for verifier in p["verifiers"]:
+        # one run per verifier, then the notebook's last section: the main run trained on the other prompts
+        split = p["train_prompts"] == "train"  # a run that trains on the train split samples it every round too
+        main = "self" if "self" in p["verifiers"] else p["verifiers"][0]
+        for verifier, train_split, other in [(v, split, False) for v in p["verifiers"]] + [(main, not split, True)]:
             judge = {"self": p["model"], "fixed": p["fixed_verifier"] or p["model"], "gold": None}[verifier]
             for _ in range(p["rounds"] + 1):
-                add(p["model"], judge or p["model"], p["task"], [] if judge is None else [p["method"]], prompts, n)
+                for count in (prompts, p.get("n_train_prompts", 32)) if train_split else (prompts,):
+                    add(p["model"], judge or p["model"], p["task"], [] if judge is None else [p["method"]], count, n)
             P, _, G, _ = _prompt_tokens(p["task"], None, data_dir)
-            sft.append({"verifier": verifier, "model": p["model"], "rounds": p["rounds"], "steps": p["lora_steps"],
+            sft.append({"verifier": verifier, "other_prompts": other, "model": p["model"], "rounds": p["rounds"], "steps": p["lora_steps"],
                         "batch": p["lora_batch_size"], "seq": P + G, "rank": p["lora_rank"]})
     else:
         raise SystemExit(f"gvlib.plan: no plan for notebook {notebook!r}")
@@ -221,15 +240,29 @@ def choose_tp(a: Arch, group_gb: float, gpu_gb: float, preset_tp: int | None) ->
     return next((tp for tp in sizes if kv_room_gb(a, tp, gpu_gb) >= group_gb), sizes[-1])
 
 
-def sft_memory_gb(a: Arch, s: dict) -> float:
-    """LoRA SFT on one GPU: bf16 weights, fp32 LoRA weights + grads + AdamW, checkpointed activations
-    (one hidden state per layer per token, one layer recomputed) and one 1,024-row chunk of logits."""
-    tokens = s["batch"] * s["seq"]
+def sft_memory_gb(a: Arch, s: dict, processes: int = 1) -> float:
+    """LoRA SFT memory per GPU with ``processes`` data-parallel processes (DDP, :mod:`gvlib.finetune`):
+    the whole bf16 base and fp32 LoRA weights + grads + AdamW on every GPU, and the activations of its
+    ``batch / processes`` sequences (checkpointed: one hidden state per layer per token, one layer
+    recomputed) and one 1,024-row chunk of logits."""
+    tokens = s["batch"] // processes * s["seq"]
     lora = 16 * a.lora_params(s["rank"])
     checkpoints = tokens * a.hidden * 2 * a.layers
     layer = tokens * (10 * a.hidden + 4 * a.mlp) * 2
     logits = 1024 * a.vocab * (2 + 4 + 4)
     return (2 * a.params + lora + checkpoints + layer + logits) / 1e9
+
+
+#: The most GPUs one SFT run spreads over (one node).
+SFT_MAX_GPUS = 8
+
+
+def sft_gpus(a: Arch, s: dict, gpu_gb: float) -> tuple[int, float]:
+    """(GPUs, memory per GPU in GB) of the fewest data-parallel processes, dividing the minibatch and at
+    most :data:`SFT_MAX_GPUS`, whose memory fits the card (the most, when none does)."""
+    counts = [k for k in range(1, SFT_MAX_GPUS + 1) if s["batch"] % k == 0]
+    k = next((k for k in counts if sft_memory_gb(a, s, k) <= MEMORY_FRACTION * gpu_gb), counts[-1])
+    return k, sft_memory_gb(a, s, k)
 
 
 def plan(notebook: str, params: dict, *, gpu: str = "h100-80gb", mfu: float = 0.25, data_dir: str | None = None,
@@ -259,9 +292,9 @@ def plan(notebook: str, params: dict, *, gpu: str = "h100-80gb", mfu: float = 0.
     for s in sft:
         a = architecture(s["model"])
         flops = 6 * a.per_token_params * s["rounds"] * s["steps"] * s["batch"] * s["seq"]
-        mem = sft_memory_gb(a, s)
-        sft_rows.append({**s, "flops": flops, "gpu_hours": flops / (peak * mfu) / 3600, "memory_gb": mem,
-                         "fits": mem <= MEMORY_FRACTION * gpu_gb})
+        gpus, mem = sft_gpus(a, s, gpu_gb)
+        sft_rows.append({**s, "flops": flops, "gpu_hours": flops / (peak * mfu) / 3600, "gpus": gpus,
+                         "memory_gb": mem, "fits": mem <= MEMORY_FRACTION * gpu_gb})
     disk = sum(2 * architecture(n).params for n in models) + CACHE_BYTES_PER_TOKEN * sum(
         m["gen_tokens"] for m in models.values())
     total = sum(m["gpu_hours"] for m in models.values()) + sum(s["gpu_hours"] for s in sft_rows)
@@ -295,9 +328,10 @@ def format_plan(r: dict) -> str:
                      f"{m['gpu_hours']:>7.1f}  {'yes' if m['fits'] else 'NO':<4}  "
                      f"{'resident' if m['group_resident'] else 'queued'}")
     for s in r["sft"]:
-        lines.append(f"SFT ({s['verifier']} verifier) {s['model']}: {s['rounds']} rounds x {s['steps']} steps x {s['batch']} x {s['seq']} "
+        lines.append(f"SFT ({s['verifier']} verifier{', the other prompts' if s['other_prompts'] else ''}) {s['model']}: {s['rounds']} rounds x {s['steps']} steps x {s['batch']} x {s['seq']} "
                      f"tokens, LoRA r={s['rank']}: {s['flops'] / 1e15:.0f} PFLOP, {s['gpu_hours']:.1f} GPU-h, "
-                     f"{s['memory_gb']:.0f} GB on one GPU ({'fits' if s['fits'] else 'does NOT fit'})")
+                     f"{s['memory_gb']:.0f} GB per GPU on {s['gpus']} data-parallel GPU(s) "
+                     f"({'fits' if s['fits'] else 'does NOT fit'})")
     lines.append(f"total: {r['gpu_hours']:.1f} GPU-hours; disk {r['disk_gb']:.0f} GB (bf16 weights + sample cache); "
                  f"{'every call fits' if r['fits'] else 'SOMETHING DOES NOT FIT'}")
     return "\n".join(lines)

@@ -42,7 +42,7 @@ def test_every_paper_preset_fits(notebook, preset, gpu):
 @needs_data
 def test_a_72b_model_on_one_gpu_does_not_fit(capsys):
     args = [str(ROOT / "notebooks" / "scaling.ipynb"), "-f", str(ROOT / "notebooks/params/scaling/smoke.yaml"),
-            "-p", "models", "[Qwen/Qwen1.5-72B]", "-p", "verifiers", "[mc]", "--data-dir", str(DATA)]
+            "-p", "models", "[Qwen/Qwen1.5-72B]", "-p", "methods", "[mc]", "--data-dir", str(DATA)]
     assert plan.main(args + ["-p", "backend_options", "{Qwen/Qwen1.5-72B: {tensor_parallel_size: 1}}"]) == 1
     assert "SOMETHING DOES NOT FIT" in capsys.readouterr().out
     assert plan.main(args + ["-p", "backend_options", "{}", "--json"]) == 0  # unset: the plan picks a size that fits
@@ -57,4 +57,18 @@ def test_cross_verification_charges_every_verifier_for_every_generator():
     todo, _ = plan.calls("cross_verification", params, str(DATA), 512)
     k = len(params["models"])
     assert sum(c.what.startswith("generate") for c in todo) == k
-    assert sum(c.what.startswith("verify") for c in todo) == k * k * len(params["verifiers"])
+    assert sum(c.what.startswith("verify") for c in todo) == k * k * len(params["methods"])
+
+
+def test_sft_spreads_over_data_parallel_gpus_until_it_fits():
+    """The per-GPU SFT memory of gvlib.finetune's DDP: activations shrink with the processes, weights do not."""
+    a = plan.Arch(*plan.ARCHITECTURES["Qwen/Qwen1.5-7B"])
+    s = {"batch": 64, "seq": 1024, "rank": 64}
+    one, two, eight = (plan.sft_memory_gb(a, s, k) for k in (1, 2, 8))
+    assert one > two > eight > 2 * a.params / 1e9
+    assert one - two == pytest.approx((one - plan.sft_memory_gb(a, {**s, "batch": 0})) / 2, rel=0.05)
+    assert plan.sft_gpus(a, s, 141) == (1, one)  # fits one H200
+    k, mem = plan.sft_gpus(a, s, 40)
+    assert k > 1 and 64 % k == 0 and mem <= plan.MEMORY_FRACTION * 40 < plan.sft_memory_gb(a, s, k // 2)
+    big = plan.Arch(*plan.ARCHITECTURES["Qwen/Qwen1.5-72B"])  # 145 GB of weights on every GPU: never fits 80 GB
+    assert plan.sft_gpus(big, s, 80)[0] == 8 and plan.sft_gpus(big, s, 80)[1] > 80
