@@ -1,4 +1,4 @@
-"""Verification under the microscope (paper §6, Figs. 5-7, 17-19, Tabs. 3 and 8), and what explains a gap.
+"""[metrics] Verification under the microscope (paper §6, Figs. 5-7, 17-19, Tabs. 3 and 8), and what explains a gap.
 
 Everything here reads samples' utilities ``u`` and verifier scores or keep decisions ``w``, arrays shaped
 (prompts, samples) as in :mod:`gvlib.metrics`, whose gaps, conventions and bootstrap it uses:

@@ -1,4 +1,4 @@
-"""The update step of iterative self-improvement: LoRA SFT on the kept samples (paper §5, App. D).
+"""[claims] The update step of iterative self-improvement: LoRA SFT on the kept samples (paper §5, App. D).
 
 Algorithm 1 of the paper projects f_{t+1} onto the filtered distribution f_t[w] by maximum likelihood
 (SFT) on the samples that passed the verifier. The book does that step with a LoRA adapter (peft) so it

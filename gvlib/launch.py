@@ -1,4 +1,4 @@
-"""A claim notebook's model calls on disjoint GPU sets of one node, sharded over processes; then the notebook.
+"""[paper scale] A claim notebook's model calls on disjoint GPU sets of one node, sharded over processes; then the notebook.
 
     python -m gvlib.launch notebooks/<claim>.ipynb -f notebooks/params/<claim>/smoke.yaml --gpus 0-7
         [-p n_prompts 64] [--replicas 4] [--gpu h100-80gb] [--data-dir /data] [--output out/<claim>.ipynb]

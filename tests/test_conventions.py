@@ -131,11 +131,9 @@ def test_every_module_says_its_box_of_the_pipeline_map():
     root = Path(gvlib.__file__).parent
     boxes = set(re.findall(r"^ {4}([a-z/]+) ", gvlib.__doc__, re.M)) | {"vocabulary", "tasks", "organism",
                                                                          "paper scale", "speed", "disk"}
-    # modules other helpers of issue 17's session were editing; their box is in the map all the same
-    elsewhere = {root / "launch.py", root / "finetune.py"} | (set((root / "organism").glob("*.py")) - {root / "organism" / "report.py"})
     missing = []
     for path in sorted(root.rglob("*.py")):
-        if path == root / "__init__.py" or path in elsewhere:
+        if path == root / "__init__.py":
             continue
         first = (ast.get_docstring(ast.parse(path.read_text())) or "").split("\n")[0]
         box = re.match(r"\[([^\]]+)\] ", first)

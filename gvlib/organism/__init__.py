@@ -1,4 +1,4 @@
-"""The model organism (the book's organism page): a family of tiny Llamas trained from scratch on synthetic tasks.
+"""[organism] The model organism (the book's organism page): a family of tiny Llamas trained from scratch on synthetic tasks.
 
 Public API
 ----------

@@ -1,4 +1,4 @@
-"""``python -m gvlib.organism --preset NAME [--seed N] [--out DIR]``: train (or reuse) a family and list it.
+"""[organism] ``python -m gvlib.organism --preset NAME [--seed N] [--out DIR]``: train (or reuse) a family and list it.
 
 ``--seed N`` trains the same design with training seed N (the family ``NAME-sN``, in its own cache
 directory; seed 0 is ``NAME`` itself); ``NAME`` may also be a seeded name such as ``default-s1``.

@@ -1,4 +1,4 @@
-"""The organism's pre-training corpus: knowledge, generation and verification documents (the book's organism page).
+"""[organism] The organism's pre-training corpus: knowledge, generation and verification documents (the book's organism page).
 
 A corpus is an endless, seeded stream of documents, each ``[BOS] prompt target [EOS]``, packed into
 fixed-length rows; the loss is taken on the target tokens only.

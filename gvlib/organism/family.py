@@ -1,4 +1,4 @@
-"""Train (or reuse) a preset's family of models: ``ensure_family(preset) -> Family``.
+"""[organism] Train (or reuse) a preset's family of models: ``ensure_family(preset) -> Family``.
 
 Layout of a family directory::
 

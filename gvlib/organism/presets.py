@@ -1,4 +1,4 @@
-"""The organism's presets: ``tiny`` (three models, for tests) and ``default`` (the book's family of five).
+"""[organism] The organism's presets: ``tiny`` (three models, for tests) and ``default`` (the book's family of five).
 
 A preset is everything that determines the trained models; its hash, with the digest of the
 code that trains it (:func:`code_version`), keys the cache.

@@ -1,4 +1,4 @@
-"""The seed stage: a small generation-only model whose samples become the corpus' verification candidates.
+"""[organism] The seed stage: a small generation-only model whose samples become the corpus' verification candidates.
 
 The paper's verifiers judge samples of real models (§3), so the organism's verification documents show
 candidates SAMPLED FROM A MODEL, not synthetic corruptions: a seed model is trained on knowledge and

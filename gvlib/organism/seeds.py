@@ -1,4 +1,4 @@
-"""The seed table: does each claim check give the same verdict on families trained with other seeds?
+"""[organism] The seed table: does each claim check give the same verdict on families trained with other seeds?
 
     python -m gvlib.organism.seeds --preset default --seeds 0 1 2
 

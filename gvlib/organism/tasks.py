@@ -1,4 +1,4 @@
-"""The organism's tasks behind the project's Task interface (paper §3, §4; App. E formats).
+"""[organism] The organism's tasks behind the project's Task interface (paper §3, §4; App. E formats).
 
 Three tasks, each the analogue of a paper task, with an exact checker (u in {0, 1}):
 

@@ -1,4 +1,4 @@
-"""The organism's word-level tokenizer, built locally with ``tokenizers`` (the book's organism page).
+"""[organism] The organism's word-level tokenizer, built locally with ``tokenizers`` (the book's organism page).
 
 Every word of every task format is one vocabulary entry, including the verifier keywords
 (``Correctness:``, ``<correct>``, ``Score:``, ``Preferred``, ``Judge:``, ``<A>`` …), so decoding

@@ -1,4 +1,4 @@
-"""Training one organism model: a ``transformers`` Llama built from a config, trained from scratch.
+"""[organism] Training one organism model: a ``transformers`` Llama built from a config, trained from scratch.
 
 FLOPs are the usual 6·N·D with N the NON-EMBEDDING parameters (embeddings are tied to the LM head)
 and D the real (non-pad) tokens the model was trained on, prompt tokens included (paper §4 counts

@@ -1,4 +1,4 @@
-"""The organism's world: everything a seed determines before any model is trained (the book's organism page).
+"""[organism] The organism's world: everything a seed determines before any model is trained (the book's organism page).
 
 A world fixes the 288 4×4 Sudoku grids' split into train and test grids, the random knowledge base of
 the factual task, and the test problems of every task. Train problems are drawn from the rest of the
