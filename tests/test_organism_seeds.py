@@ -2,6 +2,7 @@
 (gvlib.organism.seeds): names, the table's verdicts across seeds, and when the organism page calls it stale."""
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,8 @@ from gvlib.organism.presets import PRESETS, code_version, parse_name
 from gvlib.organism.world import World
 from gvlib.params import ParameterError, validate
 from gvlib.paths import REPO_ROOT
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_a_seeded_name_is_the_same_design_and_world_with_another_training_seed():
@@ -33,13 +36,23 @@ def test_seed_0_is_the_preset_itself():
     assert get_preset("default-s0").key() == PRESETS["default"].key() and seeded_name("default", 2) == "default-s2"
 
 
+def organism_page_parameters() -> dict:
+    """The organism page's parameters cell, run: its defaults and their declared types."""
+    import nbformat
+
+    nb = nbformat.read(ROOT / "notebooks" / "organism.ipynb", as_version=4)
+    namespace: dict = {}
+    exec(next(c.source for c in nb.cells if "parameters" in c.metadata.get("tags", [])), namespace)  # noqa: S102
+    namespace.pop("__builtins__")
+    return namespace
+
+
 @pytest.mark.parametrize("bad", ["defualt", "default-s01", "default-s-1", "default-s", "nope-s1", "-s1"])
 def test_a_bad_name_fails_clearly(bad):
     with pytest.raises(ValueError, match=rf"unknown organism preset '{bad}': expected one of \['default', 'tiny'\] "
                                          r"or <preset>-s<N> \(that preset with training seed N, e.g. 'default-s1'\)"):
         get_preset(bad)
-    namespace = {"organism": bad, "n_prompts": 4, "n_samples": 2, "temperature": 0.7, "top_p": 0.9,
-                 "mc_threshold": 0.8, "tournament_rounds": 1, "cpu_threads": 1, "seed": 0}
+    namespace = organism_page_parameters() | {"organism": bad}
     with pytest.raises(ParameterError, match=rf"parameter 'organism' names no organism family: unknown organism "
                                              rf"preset '{bad}'"):
         validate("organism", namespace)
