@@ -1,6 +1,5 @@
 """The verification chapter's functions (gvlib.analysis, the ROC model of the gap in gvlib.metrics) on hand cases."""
 import numpy as np
-import pandas as pd
 import pytest
 
 from gvlib import analysis, claims, paper_numbers
@@ -195,7 +194,8 @@ def test_verification_seeds():
     seeds = [claims.verification_seed(7, j) for j in range(4)]
     assert seeds[0] == 7 and len(set(seeds)) == 4
     assert seeds == [claims.verification_seed(7, j) for j in range(4)]
-    assert isinstance(analysis.transfer_loss({"a": {1.0: 0.0}}, "a"), pd.DataFrame)
+    with pytest.raises(ValueError, match=">= 0"):
+        claims.verification_seed(7, -1)
 
 
 def test_binned_prediction_follows_rates_that_vary_with_accuracy():
@@ -207,5 +207,6 @@ def test_binned_prediction_follows_rates_that_vary_with_accuracy():
     assert binned.absolute == pytest.approx(measured.absolute)  # per-bin rates (1, 0) and (1, 1): exact here
     pooled = analysis.prediction_check(u, w, n_boot=100)
     assert abs(pooled["predicted_gap"] - measured.absolute) > 0.05  # pooled rates (1, 0.25) miss
+    assert pooled["binned_gap"] == pytest.approx(binned.absolute) and pooled["binned_inside"] is True
     with pytest.raises(ValueError, match="undefined"):
         analysis.binned_prediction(np.ones((2, 2)), np.ones((2, 2)))
