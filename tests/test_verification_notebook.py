@@ -73,6 +73,9 @@ def test_verification_tiny(tmp_path, monkeypatch):
     assert "the prediction could not be tested" in text and "predicted inside the measured 95% interval in 0 of 0" in text
     assert "AND-ensembles**: could not be tested here: no model has a prompt with 0 < accuracy < 1" in text
     assert all(v is None for v in cc["transfer_max_loss"].values()) and cc["ensemble_combinations"] == 0
+    assert cc["holds"] == dict.fromkeys(("threshold_transfers", "mc_quantile_concave", "cot_score_rises",
+                                         "and_ensemble_helps"))
+    assert "An AND-ensemble helps could not be tested here (0 of 0 combinations)" in text
     assert np.isfinite(record["wall_time_s"])
 
 
@@ -149,5 +152,11 @@ def test_the_chapter_on_prompts_with_mixed_accuracy(tmp_path, monkeypatch):
     assert cc["informative_models"] and 0 <= cc["prediction_inside_share"] <= 1 and m["prediction_informative_cells"] > 0
     assert 0 <= cc["binned_inside_share"] <= 1 and 0 <= cc["formula_inside_share"] <= 1
     assert cc["ensemble_combinations"] == 4 * len(cc["informative_models"]) and cc["budgets"] > 0
+    # the verdict: more than half of what can test a finding shows it
+    k = len(cc["informative_models"])
+    assert cc["holds"]["and_ensemble_helps"] == (cc["ensemble_at_least_best_member"] > cc["ensemble_combinations"] / 2)
+    assert cc["holds"]["cot_score_rises"] == (len(cc["cot_score_rising"]) > k / 2)
+    assert cc["holds"]["mc_quantile_concave"] == (len(cc["mc_quantile_interior_peak"]) > k / 2)
+    assert isinstance(cc["holds"]["threshold_transfers"], bool) if k > 1 else cc["holds"]["threshold_transfers"] is None
     assert [r["m"] for r in m["verification_compute"]["rows"]][:3] == [1, 2, 4]
     assert len(m["verification_compute"]["rows"]) == 3 * len(m["models"])
