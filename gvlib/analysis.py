@@ -144,7 +144,9 @@ def ensemble_exceptions(gaps: Mapping[tuple[str, ...], float]) -> dict:
     * ``with_negative_member``: combinations that include a filter whose own gap is negative, and
       ``stay_negative``: those of them whose own gap is negative too (Qwen-1.5 0.5/14/32B's MC);
     * ``below_best_member``: combinations whose gap is below the best gap of their members (Llama-3.1
-      8B's All < MC), listed in ``below``.
+      8B's All < MC), listed in ``below``;
+    * ``all_zero``: combinations whose gap and every member's gap are 0 (filters that change nothing):
+      they reach their best member by construction, and show nothing about ensembles.
     """
     single = {c[0]: g for c, g in gaps.items() if len(c) == 1}
     combos = {c: g for c, g in gaps.items() if len(c) > 1}
@@ -153,9 +155,10 @@ def ensemble_exceptions(gaps: Mapping[tuple[str, ...], float]) -> dict:
         raise ValueError(f"the single-filter gaps of {missing} are missing")
     negative = [c for c in combos if any(single[n] < 0 for n in c)]
     below = [c for c, g in combos.items() if g < max(single[n] for n in c)]
+    zero = [c for c, g in combos.items() if abs(g) < 1e-12 and all(abs(single[n]) < 1e-12 for n in c)]
     return {"combinations": len(combos), "with_negative_member": len(negative),
             "stay_negative": sum(combos[c] < 0 for c in negative), "below_best_member": len(below),
-            "below": ["+".join(c) for c in below]}
+            "all_zero": len(zero), "below": ["+".join(c) for c in below]}
 
 
 def prediction_check(u, w, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:

@@ -160,7 +160,10 @@ def test_ensemble_exceptions_of_the_papers_table_3():
     assert counts[0]["below"] == ["mc+cot_binary", "mc+cot_score", "mc+cot_binary+cot_score"]
     negative = {("a",): -0.02, ("b",): 0.01, ("a", "b"): -0.01}
     assert analysis.ensemble_exceptions(negative) == {"combinations": 1, "with_negative_member": 1, "stay_negative": 1,
-                                                      "below_best_member": 1, "below": ["a+b"]}
+                                                      "below_best_member": 1, "all_zero": 0, "below": ["a+b"]}
+    blind = {("a",): 0.0, ("b",): 0.0, ("c",): 0.02, ("a", "b"): 0.0, ("a", "c"): 0.0}
+    out = analysis.ensemble_exceptions(blind)
+    assert (out["all_zero"], out["below_best_member"]) == (1, 1)  # a+b changes nothing; a+c loses c's gap
     assert len(cols) == 7
 
 

@@ -165,7 +165,8 @@ def test_the_chapter_on_prompts_with_mixed_accuracy(tmp_path, monkeypatch):
         "threshold_transfers": majority(cc["transfer_pairs_agreeing"], cc["transfer_pairs"]),
         "mc_quantile_concave": majority(len(cc["mc_quantile_interior_peak"]), len(vary["MC quantile q"])),
         "cot_score_rises": majority(len(cc["cot_score_rising"]), len(vary["CoT-Score τ"])),
-        "and_ensemble_helps": majority(cc["ensemble_at_least_best_member"], cc["ensemble_combinations"])}
-    assert cc["holds"]["and_ensemble_helps"] is not None
+        "and_ensemble_helps": majority(cc["ensemble_at_least_best_member"],
+                                       cc["ensemble_combinations"] - cc["ensemble_all_zero"])}
+    assert 0 <= cc["ensemble_all_zero"] < cc["ensemble_combinations"] and cc["holds"]["and_ensemble_helps"] is not None
     assert [r["m"] for r in m["verification_compute"]["rows"]][:3] == [1, 2, 4]
     assert len(m["verification_compute"]["rows"]) == 3 * len(m["models"])
