@@ -144,7 +144,9 @@ def ensemble_exceptions(gaps: Mapping[tuple[str, ...], float]) -> dict:
     * ``with_negative_member``: combinations that include a filter whose own gap is negative, and
       ``stay_negative``: those of them whose own gap is negative too (Qwen-1.5 0.5/14/32B's MC);
     * ``below_best_member``: combinations whose gap is below the best gap of their members (Llama-3.1
-      8B's All < MC), listed in ``below``.
+      8B's All < MC), listed in ``below``;
+    * ``all_zero``: combinations whose gap and every member's gap are 0 (filters that change nothing):
+      they reach their best member by construction, and show nothing about ensembles.
     """
     single = {c[0]: g for c, g in gaps.items() if len(c) == 1}
     combos = {c: g for c, g in gaps.items() if len(c) > 1}
@@ -153,32 +155,39 @@ def ensemble_exceptions(gaps: Mapping[tuple[str, ...], float]) -> dict:
         raise ValueError(f"the single-filter gaps of {missing} are missing")
     negative = [c for c in combos if any(single[n] < 0 for n in c)]
     below = [c for c, g in combos.items() if g < max(single[n] for n in c)]
+    zero = [c for c, g in combos.items() if abs(g) < 1e-12 and all(abs(single[n]) < 1e-12 for n in c)]
     return {"combinations": len(combos), "with_negative_member": len(negative),
             "stay_negative": sum(combos[c] < 0 for c in negative), "below_best_member": len(below),
-            "below": ["+".join(c) for c in below]}
+            "all_zero": len(zero), "below": ["+".join(c) for c in below]}
 
 
 def prediction_check(u, w, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
     """The gap a filter's pooled (TPR, FPR) predicts (:func:`gvlib.metrics.predicted_gap`) against the gap it
     measured, with the measured gap's bootstrap interval over prompts. ``predicted_gap``: the exact
     expectation with the prompts' own n samples (and the empty-prompt convention); ``formula_gap``: the
-    many-samples formula a·TPR / (a·TPR + (1 − a)·FPR). ``inside`` / ``formula_inside``: the prediction lies
-    in the interval. Gaps as fractions; the predictions (and ``inside``) are None when the rates are
-    undefined (no right or no wrong sample)."""
+    many-samples formula a·TPR / (a·TPR + (1 − a)·FPR); ``binned_gap``: the exact expectation with each
+    prompt's rates taken from its accuracy bin (:func:`binned_prediction`). ``inside`` / ``formula_inside`` /
+    ``binned_inside``: that prediction lies in the interval. Gaps as fractions; the predictions (and whether
+    they lie inside) are None when the rates are undefined (no right or no wrong sample)."""
     measured = gap_from_weights(u, w)
     lo, hi = measured.ci("absolute", n_boot=n_boot, level=level, seed=seed)
     rlo, rhi = measured.ci("relative", n_boot=n_boot, level=level, seed=seed)
     tpr, fpr = filter_rates(u, w)
     out = {"tpr": tpr, "fpr": fpr, "gap": measured.absolute, "gap_ci": [lo, hi], "relative_gap": measured.relative,
            "relative_gap_ci": [rlo, rhi], "predicted_gap": None, "predicted_relative_gap": None, "inside": None,
-           "formula_gap": None, "formula_inside": None}
+           "formula_gap": None, "formula_inside": None, "binned_gap": None, "binned_inside": None}
     if tpr is None or fpr is None:
         return out
+
+    def inside(x: float) -> bool:
+        return bool(lo - 1e-12 <= x <= hi + 1e-12)
+
     pred = predicted_gap(measured.acc, tpr, fpr, n=np.asarray(u).shape[-1])
     formula = predicted_gap(measured.acc, tpr, fpr).absolute
+    binned = binned_prediction(u, w).absolute
     return {**out, "predicted_gap": pred.absolute, "predicted_relative_gap": pred.relative,
-            "inside": bool(lo - 1e-12 <= pred.absolute <= hi + 1e-12), "formula_gap": formula,
-            "formula_inside": bool(lo - 1e-12 <= formula <= hi + 1e-12)}
+            "inside": inside(pred.absolute), "formula_gap": formula, "formula_inside": inside(formula),
+            "binned_gap": binned, "binned_inside": inside(binned)}
 
 
 def _binned_rates(u, w, bins: Sequence[float]) -> list[tuple[str, np.ndarray, float | None, float | None]]:

@@ -32,7 +32,7 @@ from gvlib import paper_numbers  # noqa: E402
 from gvlib.backends import options_for  # noqa: E402
 from gvlib.backends.text import derive_seed  # noqa: E402
 from gvlib.engine import Generations, generate, verify  # noqa: E402
-from gvlib.metrics import GapResult, bootstrap_ci, fit_log_linear, gap, gap_from_weights, roc_auc  # noqa: E402
+from gvlib.metrics import GapResult, bootstrap_ci, filter_weights, fit_log_linear, gap_from_weights, roc_auc  # noqa: E402
 from gvlib.names import METHOD_LABELS, VERIFIER_METHODS  # noqa: E402
 from gvlib.tasks.base import Task  # noqa: E402
 from gvlib.tasks.common import extraction_failure_rate  # noqa: E402
@@ -42,7 +42,7 @@ from gvlib.verifiers import Verification  # noqa: E402
 __all__ = ["Model", "resolve_models", "Filter", "make_filters", "Grid", "run_grid", "run_stage", "untested",
            "method_untested", "slope_ci", "trend_counts", "trend_tests", "unimprovable_check", "percent",
            "paper_scaling", "quiet", "OUTCOME", "ci_text", "show_verdict", "scaling_check", "cross_verification_check",
-           "unimprovable_claims", "verification_seed", "repeat_verifications", "paper_ensemble", "keep_weights",
+           "unimprovable_claims", "verification_seed", "repeat_verifications", "paper_ensemble",
            "mean_tokens"]
 
 
@@ -141,16 +141,21 @@ class Filter:
             return f"{name} r{self.rounds}"
         return f"{name} top{self.quantile:g}" if self.quantile is not None else f"{name} τ{self.tau:g}"
 
-    def gap(self, u: np.ndarray, verification: Verification) -> GapResult:
-        """The gap of the generator whose utilities are ``u`` under this filter of ``verification``."""
+    def weights(self, verification: Verification) -> np.ndarray:
+        """The 0/1 keep decision of this filter on every sample of ``verification``, (prompts, samples): the
+        tournament's survivors after ``rounds``, or the threshold filter of §2 (:func:`gvlib.metrics.filter_weights`)."""
         if verification.method != self.method:
             raise ValueError(f"a {self.method!r} filter cannot read a {verification.method!r} verification")
         if self.rounds is not None:
             if verification.survivors is None or self.rounds >= len(verification.survivors):
                 have = 0 if verification.survivors is None else len(verification.survivors) - 1
                 raise ValueError(f"tournament filter after {self.rounds} rounds, but the verification ran {have}")
-            return gap_from_weights(u, verification.survivors[self.rounds])
-        return gap(u, verification.scores, tau=self.tau, quantile=self.quantile)
+            return verification.survivors[self.rounds].astype(float)
+        return filter_weights(verification.scores, tau=self.tau, quantile=self.quantile)
+
+    def gap(self, u: np.ndarray, verification: Verification) -> GapResult:
+        """The gap of the generator whose utilities are ``u`` under this filter of ``verification``."""
+        return gap_from_weights(u, self.weights(verification))
 
 
 def make_filters(methods: Sequence[str], *, mc_tau: float | None = None, mc_quantile: float | None = None,
@@ -677,20 +682,6 @@ def paper_ensemble(family: str = "Qwen-2") -> tuple[dict[str, dict[tuple[str, ..
     cols = paper_numbers.ENSEMBLE_COLUMNS
     return ({model: dict(zip(cols, values)) for model, values in paper_numbers.ENSEMBLE_GSM8K[family].items()},
             f"Tab. 3, {family}, GSM8K absolute gap (%)")
-
-
-def keep_weights(filt: Filter, verification: Verification) -> np.ndarray:
-    """The 0/1 keep decision of ``filt`` on every sample of ``verification``, (prompts, samples): what
-    :meth:`Filter.gap` reweights by (the tournament's survivors, or the threshold filter of §2)."""
-    from gvlib.metrics import filter_weights
-
-    if verification.method != filt.method:
-        raise ValueError(f"a {filt.method!r} filter cannot read a {verification.method!r} verification")
-    if filt.rounds is not None:
-        if verification.survivors is None or filt.rounds >= len(verification.survivors):
-            raise ValueError(f"tournament filter after {filt.rounds} rounds, but the verification ran fewer")
-        return verification.survivors[filt.rounds].astype(float)
-    return filter_weights(verification.scores, tau=filt.tau, quantile=filt.quantile)
 
 
 def mean_tokens(model: Model, texts: Sequence[str]) -> float:

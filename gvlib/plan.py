@@ -189,7 +189,8 @@ def calls(notebook: str, p: dict, data_dir: str | None, verify_budget: int) -> t
             add(g, g, p["task"], p["methods"], prompts, n, p.get("tournament_rounds", 0))
             for v in p["models"]:
                 if v != g:
-                    add(g, v, p["task"], p["cross_methods"], prompts, n, generate=False)
+                    add(g, v, p["task"], p["cross_methods"], prompts, n, p.get("tournament_rounds", 0),
+                        generate=False)
             if p.get("factual_task"):
                 add(g, g, p["factual_task"], ["mc"], prompts, n)
             repeat = prompts if p.get("repeat_prompts") is None else min(p["repeat_prompts"], prompts)

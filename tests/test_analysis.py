@@ -1,6 +1,5 @@
 """The verification chapter's functions (gvlib.analysis, the ROC model of the gap in gvlib.metrics) on hand cases."""
 import numpy as np
-import pandas as pd
 import pytest
 
 from gvlib import analysis, claims, paper_numbers
@@ -161,7 +160,10 @@ def test_ensemble_exceptions_of_the_papers_table_3():
     assert counts[0]["below"] == ["mc+cot_binary", "mc+cot_score", "mc+cot_binary+cot_score"]
     negative = {("a",): -0.02, ("b",): 0.01, ("a", "b"): -0.01}
     assert analysis.ensemble_exceptions(negative) == {"combinations": 1, "with_negative_member": 1, "stay_negative": 1,
-                                                      "below_best_member": 1, "below": ["a+b"]}
+                                                      "below_best_member": 1, "all_zero": 0, "below": ["a+b"]}
+    blind = {("a",): 0.0, ("b",): 0.0, ("c",): 0.02, ("a", "b"): 0.0, ("a", "c"): 0.0}
+    out = analysis.ensemble_exceptions(blind)
+    assert (out["all_zero"], out["below_best_member"]) == (1, 1)  # a+b changes nothing; a+c loses c's gap
     assert len(cols) == 7
 
 
@@ -195,7 +197,8 @@ def test_verification_seeds():
     seeds = [claims.verification_seed(7, j) for j in range(4)]
     assert seeds[0] == 7 and len(set(seeds)) == 4
     assert seeds == [claims.verification_seed(7, j) for j in range(4)]
-    assert isinstance(analysis.transfer_loss({"a": {1.0: 0.0}}, "a"), pd.DataFrame)
+    with pytest.raises(ValueError, match=">= 0"):
+        claims.verification_seed(7, -1)
 
 
 def test_binned_prediction_follows_rates_that_vary_with_accuracy():
@@ -207,5 +210,6 @@ def test_binned_prediction_follows_rates_that_vary_with_accuracy():
     assert binned.absolute == pytest.approx(measured.absolute)  # per-bin rates (1, 0) and (1, 1): exact here
     pooled = analysis.prediction_check(u, w, n_boot=100)
     assert abs(pooled["predicted_gap"] - measured.absolute) > 0.05  # pooled rates (1, 0.25) miss
+    assert pooled["binned_gap"] == pytest.approx(binned.absolute) and pooled["binned_inside"] is True
     with pytest.raises(ValueError, match="undefined"):
         analysis.binned_prediction(np.ones((2, 2)), np.ones((2, 2)))

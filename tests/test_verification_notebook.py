@@ -79,6 +79,9 @@ def test_verification_tiny(tmp_path, monkeypatch):
     assert "the prediction could not be tested" in text and "predicted inside the measured 95% interval in 0 of 0" in text
     assert "AND-ensembles**: could not be tested here: no model has a prompt with 0 < accuracy < 1" in text
     assert all(v is None for v in cc["transfer_max_loss"].values()) and cc["ensemble_combinations"] == 0
+    assert cc["holds"] == dict.fromkeys(("threshold_transfers", "mc_quantile_concave", "cot_score_rises",
+                                         "and_ensemble_helps"))
+    assert "An AND-ensemble helps: could not be tested here (0 of 0 combinations)" in text
     assert np.isfinite(record["wall_time_s"])
 
 
@@ -155,5 +158,21 @@ def test_the_chapter_on_prompts_with_mixed_accuracy(tmp_path, monkeypatch):
     assert cc["informative_models"] and 0 <= cc["prediction_inside_share"] <= 1 and m["prediction_informative_cells"] > 0
     assert 0 <= cc["binned_inside_share"] <= 1 and 0 <= cc["formula_inside_share"] <= 1
     assert cc["ensemble_combinations"] == 4 * len(cc["informative_models"]) and cc["budgets"] > 0
+    # the verdict: more than half of what can test a finding shows it
+    # (a sweep whose gap is the same at every threshold shows no shape: left out)
+    def majority(hits, total):
+        return None if total == 0 else hits > total / 2
+
+    vary = cc["sweeps_that_vary"]
+    assert all(set(v) <= set(cc["informative_models"]) for v in vary.values())
+    assert set(cc["cot_score_rising"]) <= set(vary["CoT-Score τ"])
+    assert set(cc["mc_quantile_interior_peak"]) <= set(vary["MC quantile q"])
+    assert cc["holds"] == {
+        "threshold_transfers": majority(cc["transfer_pairs_agreeing"], cc["transfer_pairs"]),
+        "mc_quantile_concave": majority(len(cc["mc_quantile_interior_peak"]), len(vary["MC quantile q"])),
+        "cot_score_rises": majority(len(cc["cot_score_rising"]), len(vary["CoT-Score τ"])),
+        "and_ensemble_helps": majority(cc["ensemble_at_least_best_member"],
+                                       cc["ensemble_combinations"] - cc["ensemble_all_zero"])}
+    assert 0 <= cc["ensemble_all_zero"] < cc["ensemble_combinations"] and cc["holds"]["and_ensemble_helps"] is not None
     assert [r["m"] for r in m["verification_compute"]["rows"]][:3] == [1, 2, 4]
     assert len(m["verification_compute"]["rows"]) == 3 * len(m["models"])
