@@ -74,13 +74,21 @@ def preset_path(notebook: str, preset: str) -> Path | None:
     return path
 
 
+#: Files in the repository a page reads besides the cache: a new seed table re-executes the organism page.
+DATA_INPUTS = {"organism": REPO_ROOT / "book" / "data" / "organism_seeds"}
+
+
 def _inputs_key(notebook: str, preset: Path | None, overrides: dict | None = None) -> str:
     """What an executed notebook depends on: its source and preset (as written: the page shows them), the
-    values that override the preset, the code digest of gvlib (:func:`gvlib.codehash.source_digest`: a
-    comment or docstring re-executes nothing) and the repository setting."""
+    data files it reads (:data:`DATA_INPUTS`), the values that override the preset, the code digest of gvlib
+    (:func:`gvlib.codehash.source_digest`: a comment or docstring re-executes nothing) and the repository
+    setting."""
     h = hashlib.sha256()
     for path in [NOTEBOOK_DIR / f"{notebook}.ipynb", *([preset] if preset is not None else [])]:
         h.update(path.relative_to(REPO_ROOT).as_posix().encode())
+        h.update(path.read_bytes())
+    for path in sorted(DATA_INPUTS[notebook].glob("*.json")) if notebook in DATA_INPUTS else []:
+        h.update(path.name.encode())
         h.update(path.read_bytes())
     modules = [".".join(p.relative_to(REPO_ROOT).with_suffix("").parts).removesuffix(".__init__")
                for p in sorted((REPO_ROOT / "gvlib").rglob("*.py"))]

@@ -95,3 +95,16 @@ def test_the_books_notebooks_are_keyed_by_gvlibs_code_digest(monkeypatch):
     assert build._inputs_key("definitions", None) == key
     monkeypatch.setattr(build, "source_digest", lambda *modules: "code-2")
     assert build._inputs_key("definitions", None) != key
+
+
+def test_a_new_seed_table_re_executes_the_organism_page(tmp_path, monkeypatch):
+    """The organism page renders book/data/organism_seeds/*.json: a regenerated table must re-execute it."""
+    from gvlib import build
+
+    monkeypatch.setitem(build.DATA_INPUTS, "organism", tmp_path)
+    before = build._inputs_key("organism", None)
+    (tmp_path / "default.json").write_text('{"seeds": [0, 1, 2]}')
+    after = build._inputs_key("organism", None)
+    assert after != before and build._inputs_key("definitions", None) == build._inputs_key("definitions", None)
+    (tmp_path / "default.json").write_text('{"seeds": [0, 1]}')
+    assert build._inputs_key("organism", None) != after
