@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
 from gvlib import results
+from gvlib.atomic import write_atomic
 from gvlib.cache import Cache
 from gvlib.organism import family
 from gvlib.organism.train import save_atomic
@@ -154,11 +155,11 @@ def test_results_json_survives_a_crash_while_it_is_rewritten(tmp_path, monkeypat
 @pytest.mark.parametrize("how,fraction", CRASHES)
 def test_family_json_survives_a_crash_while_it_is_rewritten(tmp_path, monkeypatch, how, fraction):
     path = tmp_path / "seed" / "candidates.json"
-    family._write_json_atomic(path, {"key": "old", "records": [1, 2, 3]})
+    write_atomic(path, json.dumps({"key": "old", "records": [1, 2, 3]}))  # how family.py writes its JSON
     with monkeypatch.context() as m:
         _crash(m, how, fraction)
         with pytest.raises(Crash):
-            family._write_json_atomic(path, {"key": "new", "records": list(range(500))})
+            write_atomic(path, json.dumps({"key": "new", "records": list(range(500))}))
     assert json.loads(path.read_text()) == {"key": "old", "records": [1, 2, 3]}
 
 

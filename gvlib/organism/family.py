@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import pickle
 import platform
 import shutil
@@ -34,6 +33,7 @@ from typing import Callable
 import torch
 import transformers
 
+from gvlib.atomic import write_atomic
 from gvlib.organism.corpus import CandidatePool, Corpus
 from gvlib.organism.presets import Preset, code_version, get_preset
 from gvlib.organism.seed import seed_candidates
@@ -129,7 +129,7 @@ def _build(preset: Preset, out: Path, on_model_done) -> Family:
         "config": preset.to_dict(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "models": [{k: v for k, v in e.manifest.items() if k in _SUMMARY} | {"path": e.name} for e in entries],
     }
-    _write_json_atomic(out / "family.json", family)
+    write_atomic(out / "family.json", json.dumps(family, indent=1, sort_keys=True))
     return Family(preset.name, out, preset.world, entries, [s.name for s in todo])
 
 
@@ -223,7 +223,8 @@ def _seed_stage(preset: Preset, out: Path, world: World, tasks, tokenizer) -> di
     t0 = time.time()
     records = seed_candidates(world, tasks, tokenizer, preset.seed_stage, preset.train, preset.mixture, preset.seed)
     summary = {t: {"n": len(r), "correct": sum(x["u"] for x in r)} for t, r in records.items()}
-    _write_json_atomic(path, {"key": key, "wall_time_s": time.time() - t0, "summary": summary, "records": records})
+    write_atomic(path, json.dumps({"key": key, "wall_time_s": time.time() - t0, "summary": summary, "records": records},
+                                  indent=1, sort_keys=True))
     return records
 
 
@@ -233,9 +234,3 @@ def _read_manifest(dest: Path) -> dict | None:
     except (OSError, json.JSONDecodeError):
         return None
 
-
-def _write_json_atomic(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
-    os.replace(tmp, path)
