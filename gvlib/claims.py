@@ -32,7 +32,8 @@ from gvlib import paper_numbers  # noqa: E402
 from gvlib.backends import options_for  # noqa: E402
 from gvlib.backends.text import derive_seed  # noqa: E402
 from gvlib.engine import Generations, generate, verify  # noqa: E402
-from gvlib.metrics import GapResult, bootstrap_ci, filter_weights, fit_log_linear, gap_from_weights, roc_auc  # noqa: E402
+from gvlib.metrics import (GapResult, bootstrap_ci, filter_weights, fit_log_linear, gap_from_weights, roc_auc,  # noqa: E402
+                           within_prompt_auc)
 from gvlib.names import METHOD_LABELS, VERIFIER_METHODS  # noqa: E402
 from gvlib.tasks.base import Task  # noqa: E402
 from gvlib.tasks.common import extraction_failure_rate  # noqa: E402
@@ -210,7 +211,8 @@ class Grid:
         (None for MC); ``position_bias`` is the tournament's P(prefer the first solution). ``auc`` is the
         verifier's ROC AUC of its scores û against the samples' correctness (tournament: rounds survived;
         None when the generator's samples are all right or all wrong): how well the verifier ranks,
-        whatever its threshold.
+        whatever its threshold. ``auc_within`` is the same within each mixed prompt, averaged
+        (:func:`gvlib.metrics.within_prompt_auc`): the ranking a per-prompt gap depends on.
         """
         flops = {m.name: m.flops for m in self.models}
         rows = []
@@ -228,6 +230,7 @@ class Grid:
                 "n_mixed": int(((res.acc > 0) & (res.acc < 1)).sum()),
                 "unparseable_rate": ver.unparseable_rate, "truncation_rate": ver.truncation_rate,
                 "position_bias": ver.position_bias, "auc": roc_auc(self.generations[g].u, ver.scores),
+                "auc_within": within_prompt_auc(self.generations[g].u, ver.scores),
                 "extraction_failure_rate": self.generations[g].extraction_failure_rate,
             })
         out = pd.DataFrame(rows)

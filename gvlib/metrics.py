@@ -30,6 +30,7 @@ __all__ = [
     "fit_log_linear",
     "bootstrap_ci",
     "roc_auc",
+    "within_prompt_auc",
     "filter_rates",
     "predicted_ver",
     "predicted_gap",
@@ -311,6 +312,24 @@ def roc_auc(u, s) -> float | None:
         return None
     ranks = rankdata(s_arr.ravel())  # midranks: tied scores share their mean rank
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def within_prompt_auc(u, s) -> float | None:
+    """The verifier's within-prompt ROC AUC: :func:`roc_auc` of each mixed prompt's samples (0 < acc_x < 1),
+    averaged over those prompts with equal weight.
+
+    The gap is computed per prompt (§3): a filter raises ver_x above acc_x only by ranking prompt x's
+    correct samples above its incorrect ones. The pooled :func:`roc_auc` also credits a verifier that
+    ranks *prompts* (an easy prompt's samples scored above a hard one's) and can be well above 0.5
+    while every prompt's filter is at chance; this one cannot. 0.5 is chance, 1 a verifier that puts
+    every correct sample of every prompt above its incorrect ones. Returns None when no prompt is mixed.
+    """
+    u_arr, s_arr = _as_2d("u", u), _as_2d("s", s)
+    if u_arr.shape != s_arr.shape:
+        raise ValueError(f"`u` and `s` must have the same shape; got u {u_arr.shape} and s {s_arr.shape}")
+    per_prompt = [roc_auc(ux, sx) for ux, sx in zip(u_arr, s_arr)]
+    mixed = [a for a in per_prompt if a is not None]
+    return float(np.mean(mixed)) if mixed else None
 
 
 def filter_rates(u, w) -> tuple[float | None, float | None]:

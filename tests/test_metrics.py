@@ -193,6 +193,22 @@ def test_roc_auc_matches_the_pairwise_definition_sklearn_uses():
     assert roc_auc(u, s) == pytest.approx(((d > 0) + 0.5 * (d == 0)).mean())
 
 
+def test_within_prompt_auc_ignores_how_a_verifier_ranks_prompts():
+    from gvlib.metrics import roc_auc, within_prompt_auc
+    # an easy prompt (3 of 4 right) scored high, a hard one (1 of 4 right) low, each at chance inside:
+    # the pooled AUC rewards ranking the prompts, the within-prompt AUC does not
+    u = [[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1]]
+    s = [[0.9, 0.9, 0.9, 0.9], [0.1, 0.1, 0.1, 0.1], [0.5, 0.2, 0.3, 0.4]]
+    assert roc_auc(u, s) > 0.7
+    assert within_prompt_auc(u, s) == 0.5  # the all-right prompt has no AUC and is left out
+    # the mean of the mixed prompts' AUCs, each prompt weighted alike
+    u2, s2 = [[1, 0], [1, 0, ], [1, 1]], [[0.8, 0.2], [0.2, 0.8], [0.1, 0.1]]
+    assert within_prompt_auc(u2, s2) == pytest.approx((1.0 + 0.0) / 2)
+    assert within_prompt_auc([[1, 1], [0, 0]], [[0.1, 0.2], [0.3, 0.4]]) is None  # no mixed prompt
+    with pytest.raises(ValueError, match="same shape"):
+        within_prompt_auc([[1, 0]], [[0.1, 0.2, 0.3]])
+
+
 @pytest.mark.parametrize("u, s, match", [([1, 0], [0.5], "same shape"), ([1, 0.5], [0.1, 0.2], "0/1"),
                                          ([1, 0], [np.nan, 0.2], "NaN"), ([], [], "empty")])
 def test_roc_auc_rejects_bad_input(u, s, match):

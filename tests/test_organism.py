@@ -381,7 +381,7 @@ def test_bench_times_the_books_calls_on_a_trained_family(family_run):
 
 
 def test_report_gives_each_methods_roc_auc_on_the_models_own_samples():
-    """report.vital_signs: the chapters' table rows, each with the ROC AUC of the verifier's scores against correctness."""
+    """The report prints the chapters' table rows (Grid.table), each with the verifier's ROC AUC, pooled and within prompts."""
     from types import SimpleNamespace
 
     import numpy as np
@@ -395,9 +395,10 @@ def test_report_gives_each_methods_roc_auc_on_the_models_own_samples():
     grid = claims.Grid(task=None, models=[claims.Model("m", "m", 1.0)],
                        generations={"m": SimpleNamespace(u=u, extraction_failure_rate=0.0)},
                        verifications={("m", "m", k): Verification(k, s, [], 0, s.size) for k, s in scores.items()})
-    rows = report.vital_signs(grid, claims.make_filters(list(scores), mc_tau=0.8), n_boot=50)
+    rows = grid.table(claims.make_filters(list(scores), mc_tau=0.8), n_boot=50)
     assert dict(zip(rows.method, rows.auc)) == {"mc": 1.0, "cot_binary": 0.0, "cot_score": 0.5}
-    assert "AUC 1.000" in report.format_row(next(rows.assign(task="t").itertuples()))
+    assert dict(zip(rows.method, rows.auc_within)) == {"mc": 1.0, "cot_binary": 0.0, "cot_score": 0.5}
+    assert "AUC 1.000 within 1.000" in report.format_row(next(rows.assign(task="t").itertuples()))
 
 
 def test_report_runs_the_chapters_path_on_a_family(family_run, tmp_path, monkeypatch):

@@ -6,8 +6,9 @@ completions per test prompt and lets the SAME model verify them with each method
 engine's cache (a report run with a chapter's settings reads the chapter's samples back, and the other way
 round). Each (member, method) row is :meth:`gvlib.claims.Grid.table`'s, with the paper's filters
 (:func:`gvlib.claims.make_filters`: MC and CoT-Score at a global τ, CoT-Binary keeps verdict 1, Tournament
-its survivors), plus how well the verifier's scores separate correct from incorrect samples (ROC AUC of
-score against correctness, :func:`gvlib.metrics.roc_auc`; tournament: the rounds a sample survived).
+its survivors), and how well the verifier's scores separate correct from incorrect samples: the ROC AUC
+of score against correctness over all samples and within each mixed prompt (``auc``, ``auc_within``;
+tournament: the rounds a sample survived).
 
 Run: ``python -m gvlib.organism.report --family DIR [--json OUT]``.
 """
@@ -20,7 +21,6 @@ from pathlib import Path
 import pandas as pd
 
 from gvlib import claims
-from gvlib.metrics import roc_auc
 from gvlib.names import VERIFIER_METHODS
 from gvlib.tasks import load
 
@@ -35,15 +35,6 @@ def members(family: str | Path, names=None) -> list[claims.Model]:
             for m in found if not names or m["name"] in names]
 
 
-def vital_signs(grid: claims.Grid, filters: dict[str, claims.Filter], *, n_boot: int = 1000,
-                seed: int = 0) -> pd.DataFrame:
-    """:meth:`Grid.table`'s rows (gaps in %) with each verifier's ROC AUC on the samples it verified."""
-    table = grid.table(filters, n_boot=n_boot, seed=seed)
-    table["auc"] = [roc_auc(grid.generations[r.generator].u, grid.verifications[(r.generator, r.verifier, r.method)].scores)
-                    for r in table.itertuples()]
-    return table
-
-
 def measure(family: str | Path, *, tasks=("sudoku", "arith", "facts"), prompts: int = 128, n: int = 8,
             temperature: float = 0.7, methods=VERIFIER_METHODS, tournament_rounds: int = 2, seed: int = 0,
             models=None, threads: int | None = 1) -> pd.DataFrame:
@@ -55,17 +46,17 @@ def measure(family: str | Path, *, tasks=("sudoku", "arith", "facts"), prompts: 
         task = load(f"organism/{short}", limit=prompts, family=family)
         grid = claims.run_grid(run, task, methods, n=n, temperature=temperature, seed=seed, backend="transformers",
                                tournament_rounds=tournament_rounds, threads=threads)
-        tables.append(vital_signs(grid, filters, seed=seed).assign(task=task.name))
+        tables.append(grid.table(filters, seed=seed).assign(task=task.name))
         for row in tables[-1].itertuples():
             print(format_row(row), flush=True)
     return pd.concat(tables, ignore_index=True)
 
 
 def format_row(r) -> str:
-    """One row of :func:`vital_signs` as a line of text."""
-    auc = "  -  " if r.auc is None else f"{r.auc:.3f}"
+    """One row of :meth:`gvlib.claims.Grid.table` (with its ``task``) as a line of text."""
+    auc, within = ("  -  " if a is None or a != a else f"{a:.3f}" for a in (r.auc, r.auc_within))
     return (f"{r.task:16} {r.generator:5} {r.flops:9.2e} {r.method:10} acc {r.accuracy:5.1f}  mixed {r.n_mixed:4d}  "
-            f"AUC {auc}  empty {r.n_empty:4d}  gap {r.gap:+6.2f}  rel {r.relative_gap:+6.2f} "
+            f"AUC {auc} within {within}  empty {r.n_empty:4d}  gap {r.gap:+6.2f}  rel {r.relative_gap:+6.2f} "
             f"[{r.relative_gap_lo:+6.2f}, {r.relative_gap_hi:+6.2f}]")
 
 
