@@ -9,9 +9,10 @@ fixed-length rows; the loss is taken on the target tokens only.
 - ``verify`` a verifier prompt (each of the paper's four methods, App. E) about a candidate SAMPLED
              FROM A MODEL (the seed model, :mod:`gvlib.organism.seed`) and labelled by the exact
              checker, with the exact verifier's target (:meth:`OrganismTask.verifier_target`).
-             Half the pointwise documents show a correct candidate (a correct sample or the gold
-             solution), half an incorrect sample; tournament pairs are drawn from one problem's
-             samples and its gold solution. A share ``Mixture.near_miss`` of verification documents
+             A pointwise document is about a problem with an incorrect sample, and shows one of its
+             correct candidates (a correct sample or the gold solution) or one of its incorrect
+             samples, half and half; tournament pairs are drawn from one problem's samples and its
+             gold solution. A share ``Mixture.near_miss`` of verification documents
              asks instead about a fresh train problem, with its gold solution or a near miss
              (:meth:`OrganismTask.near_miss`): the seed model's errors are few and crude, the
              members' own errors at their frontier are one cell or one step away from right.
@@ -62,16 +63,20 @@ class CandidatePool:
         self.options = []  # per problem: the sampled candidates plus the gold solution
         for ex, p in zip(self.examples, self.problems):
             self.options.append(by_problem[p] + [(task.gold_completion(ex), 1)])
-        self.wrong = [(i, c) for i, opts in enumerate(self.options) for c, u in opts if u == 0]
-        self.right = [(i, c) for i, opts in enumerate(self.options) for c, u in opts if u == 1]
-        if not self.wrong:
+        # per problem with an incorrect sample: its correct options (the gold solution at least), its incorrect ones
+        self.contrasts = [(i, [c for c, u in opts if u == 1], [c for c, u in opts if u == 0])
+                          for i, opts in enumerate(self.options) if any(u == 0 for _, u in opts)]
+        if not self.contrasts:
             raise ValueError(f"{task.name}: the candidate pool has no incorrect sample to teach verification")
 
     def pointwise(self, rng: np.random.Generator):
-        """A (problem, candidate): correct or incorrect with probability 1/2 each."""
-        group = self.right if rng.random() < 0.5 else self.wrong
-        i, cand = group[int(rng.integers(len(group)))]
-        return self.examples[i], cand
+        """A (problem, candidate): a problem the sampler got wrong at least once, then one of its correct or
+        one of its incorrect options with probability 1/2 each. Every problem shown is right half the time,
+        so a verdict cannot be learned from how hard the problem looks (the gap is measured prompt by
+        prompt, §3: a verifier must rank one prompt's samples, not prompts)."""
+        i, right, wrong = self.contrasts[int(rng.integers(len(self.contrasts)))]
+        group = right if rng.random() < 0.5 else wrong
+        return self.examples[i], group[int(rng.integers(len(group)))]
 
     def pair(self, rng: np.random.Generator):
         """A (problem, candidate A, candidate B) drawn from one problem's options."""
