@@ -11,10 +11,10 @@ the held-out Sudoku grids, so families of different training seeds are judged on
 their verdicts differ only through training (the spread that ``python -m gvlib.organism.seeds`` reports).
 Seed 0 is the preset itself: ``default-s0`` is ``default``, with its name, cache directory and key.
 
-The ``default`` family: heads 32 wide at every size (narrower heads did not learn to copy a grid), two to
-four layers, and training lengths that give the family two orders of magnitude of FLOPs, from a member
-that cannot solve Sudoku to ones that solve most puzzles (the organism page shows what this build's
-family learned; the README's Speed section, how long it trains).
+The ``default`` family: heads 32 wide at every size (narrower heads did not learn to copy a grid), three or
+four layers (two-layer members did not learn to write a valid grid), and training lengths that give the
+family three e-folds of FLOPs, from members that solve the easiest puzzles to ones that solve most (the
+organism page shows what this build's family learned; the README's Speed section, how long it trains).
 """
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "default": Preset(
         name="default",
-        models=(ModelSpec("m1", 64, 2, 2, 128, 120), ModelSpec("m2", 64, 3, 2, 192, 500),
+        models=(ModelSpec("m1", 64, 3, 2, 128, 400), ModelSpec("m2", 64, 3, 2, 192, 500),
                 ModelSpec("m3", 96, 3, 3, 256, 600), ModelSpec("m4", 96, 4, 3, 384, 800),
                 ModelSpec("m5", 128, 4, 4, 512, 1000)),
         seed_stage=SeedConfig(ModelSpec("seed", 64, 3, 2, 192, 600), checkpoints=(300, 600), problems=300,

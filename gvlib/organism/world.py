@@ -88,7 +88,7 @@ class WorldConfig:
 
     seed: int = 0
     sudoku_test_grids: int = 48
-    sudoku_blanks: tuple[int, int] = (3, 10)
+    sudoku_blanks: tuple[int, int] = (3, 11)
     arith_steps: tuple[int, int] = (2, 6)
     kb_entities: int = 200
     n_test: int = 200
@@ -145,10 +145,15 @@ class World:
         return sudoku_solutions(puzzle)
 
     def _sudoku_puzzle(self, rng: np.random.Generator, grid_ids: list[int]) -> tuple[int, ...]:
+        """A puzzle with a unique solution whose number of blanks, the difficulty, is uniform over
+        ``sudoku_blanks``: a puzzle that is not unique is redrawn with the same number of blanks (redrawing
+        that too would make many-blank puzzles, rarely unique, rare), so the problems span the knob evenly
+        and every member of a family meets its frontier."""
         lo, hi = self.config.sudoku_blanks
+        k = int(rng.integers(lo, hi + 1))
         while True:
             grid = self.grids[grid_ids[rng.integers(len(grid_ids))]]
-            blanks = set(rng.choice(16, size=int(rng.integers(lo, hi + 1)), replace=False).tolist())
+            blanks = set(rng.choice(16, size=k, replace=False).tolist())
             puzzle = tuple(0 if i in blanks else v for i, v in enumerate(grid))
             if len(self.sudoku_solutions(puzzle)) == 1:  # the paper's puzzles have unique solutions
                 return puzzle
