@@ -165,6 +165,35 @@ def test_train_and_test_problems_are_disjoint():
             assert not {WORLD.sudoku_solutions(p)[0] for p in train} & test_grid_set
 
 
+def test_sudoku_puzzles_span_the_blanks_evenly():
+    """Every number of blanks of WorldConfig.sudoku_blanks is about equally common among the test and the
+    train puzzles, the hardest (rarely unique) included: each member meets its frontier on the test set."""
+    lo, hi = WORLD.config.sudoku_blanks
+    for puzzles in (WORLD.test_problems["sudoku"], WORLD.problems("sudoku", "train", limit=2000)):
+        counts = np.bincount([p.count(0) for p in puzzles], minlength=hi + 1)[lo:]
+        assert len(counts) == hi - lo + 1 and counts.min() > 0.5 * len(puzzles) / len(counts), counts
+        assert all(len(WORLD.sudoku_solutions(p)) == 1 for p in puzzles[:200])
+
+
+def test_pointwise_candidates_are_right_half_the_time_on_every_problem():
+    """CandidatePool.pointwise: only problems with a wrong sample are shown, each right half the time, so a
+    verdict cannot be learned from the problem alone (how hard it looks)."""
+    task = TASKS["arith"]
+    easy, hard, solved = (1, 2, 3), (4, 5, 6, 7, 8, 9), (1, 1, 1)
+    gold = {p: task.gold_completion(task.example(p)) for p in (easy, hard, solved)}
+    records = ([{"problem": easy, "completion": gold[easy], "u": 1}] * 9 + [{"problem": easy, "completion": "0 answer 0", "u": 0}]
+               + [{"problem": hard, "completion": "0 answer 0", "u": 0}] * 9 + [{"problem": solved, "completion": gold[solved], "u": 1}] * 5)
+    pool = CandidatePool(task, records)
+    rng = np.random.default_rng(0)
+    shown = {}
+    for _ in range(4000):
+        ex, cand = pool.pointwise(rng)
+        shown.setdefault(ex.meta["digits"], []).append(task.score(ex, cand))
+    assert set(shown) == {easy, hard}  # the problem never sampled wrong teaches no contrast
+    for digits, u in shown.items():
+        assert abs(np.mean(u) - 0.5) < 0.05, (digits, np.mean(u))
+
+
 def test_corpus_never_shows_a_test_problem():
     vocab = build_tokenizer(WORLD.config).get_vocab()
     pools = {t: CandidatePool(TASKS[t], [{"problem": p, "completion": "1 2", "u": 0}
@@ -314,7 +343,7 @@ def test_cache_keys_are_per_model():
     assert r.model_key(r.models[0]) != p.model_key(p.models[0])
 
 
-def test_presets_span_two_orders_of_flops():
+def test_presets_span_three_e_folds_of_flops():
     d = get_preset("default")
     assert len(d.models) >= 5
     tiny = get_preset("tiny")
@@ -322,7 +351,7 @@ def test_presets_span_two_orders_of_flops():
     # non-embedding params of a Llama layer: 4·h² (attention) + 3·h·ff (MLP) + 2·h (norms)
     flops = [6 * m.layers * (4 * m.hidden ** 2 + 3 * m.hidden * m.intermediate + 2 * m.hidden) * m.steps
              for m in d.models]
-    assert max(flops) / min(flops) > 100
+    assert max(flops) / min(flops) > np.exp(3)
 
 
 def test_engine_scores_the_mc_verdict_as_one_next_token(family_run):
