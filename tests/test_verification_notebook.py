@@ -97,9 +97,14 @@ def test_default_preset_reads_the_other_chapters_samples_and_verdicts():
                 "cot_score_tau"):
         assert mine[key] == cross[key], key
     assert mine["cross_methods"] == cross["methods"]
-    assert mine["factual_task"] == unimprovable["factual_task"] and unimprovable["method"] == "mc"
+    # the factual task is the unimprovable chapter's; its MC verdicts are the organism page's (every method on
+    # every task), the unimprovable chapter verifying with CoT-Score by default
+    organism = preset("organism", "default")
+    assert mine["factual_task"] == unimprovable["factual_task"]
     for key in ("organism", "n_prompts", "n_samples", "temperature", "top_p", "seed", "backend"):
         assert mine[key] == unimprovable[key], key
+    for key in ("organism", "n_prompts", "n_samples", "temperature", "top_p", "seed"):
+        assert mine[key] == organism[key], key
     paper = preset("verification", "paper")
     assert paper["models"] == preset("cross_verification", "paper")["models"] and paper["n_samples"] == 128
     assert {p.stem for p in (ROOT / "notebooks" / "params" / "verification").glob("*.yaml")} == {"tiny", "default", "paper",
