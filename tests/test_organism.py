@@ -430,6 +430,31 @@ def test_report_gives_each_methods_roc_auc_on_the_models_own_samples():
     assert "AUC 1.000 within 1.000" in report.format_row(next(rows.assign(task="t").itertuples()))
 
 
+def test_report_near_misses_scores_gold_against_near_misses_of_train_problems(family_run, monkeypatch):
+    """report.near_miss_auc: one gold solution and one near miss per fresh train problem, labelled by the checker;
+    a verifier that scores the checker's verdict gets AUC 1, gold mean 1 and near-miss mean 0 on every row."""
+    from gvlib.organism import report
+    from gvlib.verifiers import Verification
+
+    _, out, _, _ = family_run
+    seen = []
+
+    def exact(method, backend, task, examples, candidates, seed=0):
+        seen.append((task.name, [e.id for e in examples]))
+        s = np.array([[task.score(e, c) for c in cs] for e, cs in zip(examples, candidates)])
+        return Verification(method, s, [], 0, s.size)
+
+    monkeypatch.setattr(report, "verify", exact)
+    rows = report.near_miss_auc(out, tasks=("sudoku", "facts"), methods=("mc", "cot_score"), problems=12)
+    assert len(rows) == 2 * 2 * 2  # tasks x members x methods
+    assert (rows.auc == 1.0).all() and (rows.score_gold == 1.0).all() and (rows.score_near_miss == 0.0).all()
+    test_ids = {e.id for e in load_task("organism/sudoku", family=out).examples}
+    sudoku_ids = {i for name, ids in seen if name == "organism/sudoku" for i in ids}
+    assert not sudoku_ids & test_ids and len(sudoku_ids) > 1
+    with pytest.raises(ValueError, match="pointwise"):
+        report.near_miss_auc(out, methods=("tournament",))
+
+
 def test_report_runs_the_chapters_path_on_a_family(family_run, tmp_path, monkeypatch):
     """python -m gvlib.organism.report: claims.run_grid on the family's members, through the engine's cache."""
     import json as json_

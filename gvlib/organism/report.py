@@ -10,7 +10,12 @@ its survivors), and how well the verifier's scores separate correct from incorre
 of score against correctness over all samples and within each mixed prompt (``auc``, ``auc_within``;
 tournament: the rounds a sample survived).
 
-Run: ``python -m gvlib.organism.report --family DIR [--json OUT]``.
+``--near-misses`` asks instead how well each member verifies *the documents it was trained on*: the gold
+solution and a near miss (:meth:`gvlib.organism.tasks.OrganismTask.near_miss`) of fresh train problems, the
+ROC AUC of the verifier's score on them (:func:`near_miss_auc`). A verifier at 0.5 there has not learned
+its format at all, whatever its samples look like.
+
+Run: ``python -m gvlib.organism.report --family DIR [--json OUT] [--near-misses]``.
 """
 from __future__ import annotations
 
@@ -18,11 +23,17 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from gvlib import claims
+from gvlib.backends.hf import HFBackend
+from gvlib.metrics import roc_auc
 from gvlib.names import VERIFIER_METHODS
+from gvlib.organism.tasks import make_task, world_config_of
+from gvlib.organism.world import World
 from gvlib.tasks import load
+from gvlib.verifiers import verify
 
 
 def members(family: str | Path, names=None) -> list[claims.Model]:
@@ -52,6 +63,32 @@ def measure(family: str | Path, *, tasks=("sudoku", "arith", "facts"), prompts: 
     return pd.concat(tables, ignore_index=True)
 
 
+def near_miss_auc(family: str | Path, *, tasks=("sudoku", "arith", "facts"), methods=("mc", "cot_score", "cot_binary"),
+                  problems: int = 200, seed: int = 0, models=None) -> pd.DataFrame:
+    """Per member, task and pointwise method: the ROC AUC of the verifier's scores on the gold solutions and near
+    misses of ``problems`` fresh train problems (one of each per problem), and the mean score of each."""
+    unknown = [m for m in methods if m not in ("mc", "cot_score", "cot_binary")]
+    if unknown:
+        raise ValueError(f"near_miss_auc: pointwise methods only (mc, cot_score, cot_binary), got {unknown}")
+    world, rows = World(world_config_of(family)), []
+    for short in tasks:
+        task = make_task(short, world)
+        rng = np.random.default_rng([seed, 17])
+        examples = [task.example(world.train_problem(short, rng)) for _ in range(problems)]
+        candidates = [[task.gold_completion(e), task.near_miss(e, rng)] for e in examples]
+        u = np.array([[task.score(e, c) for c in cs] for e, cs in zip(examples, candidates)])
+        for m in members(family, models):
+            backend = HFBackend.from_pretrained(m.path, device="cpu", dtype="float32")
+            for method in methods:
+                s = verify(method, backend, task, examples, candidates, seed=seed).scores
+                rows.append({"task": f"organism/{short}", "generator": m.name, "method": method, "auc": roc_auc(u, s),
+                             "score_gold": float(s[:, 0].mean()), "score_near_miss": float(s[:, 1].mean())})
+                r = rows[-1]
+                print(f"{r['task']:16} {m.name:5} {method:10} near misses of train problems: AUC "
+                      f"{r['auc']:.3f}  mean score gold {r['score_gold']:.2f}, near miss {r['score_near_miss']:.2f}", flush=True)
+    return pd.DataFrame(rows)
+
+
 def format_row(r) -> str:
     """One row of :meth:`gvlib.claims.Grid.table` (with its ``task``) as a line of text."""
     auc, within = ("  -  " if a is None or a != a else f"{a:.3f}" for a in (r.auc, r.auc_within))
@@ -73,11 +110,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads while sampling (see gvlib.threads)")
     ap.add_argument("--json", default=None, help="write the rows to this JSON file")
+    ap.add_argument("--near-misses", action="store_true",
+                    help="verify gold solutions and near misses of train problems instead (pointwise methods)")
     args = ap.parse_args(argv)
-    rows = measure(args.family, tasks=tuple(args.tasks.split(",")), prompts=args.prompts, n=args.n,
-                   temperature=args.temperature, methods=tuple(args.methods.split(",")),
-                   tournament_rounds=args.tournament_rounds, seed=args.seed,
-                   models=args.models.split(",") if args.models else None, threads=args.threads)
+    tasks, models = tuple(args.tasks.split(",")), args.models.split(",") if args.models else None
+    if args.near_misses:
+        rows = near_miss_auc(args.family, tasks=tasks, methods=tuple(m for m in args.methods.split(",") if m != "tournament"),
+                             problems=args.prompts, seed=args.seed, models=models)
+    else:
+        rows = measure(args.family, tasks=tasks, prompts=args.prompts, n=args.n, temperature=args.temperature,
+                       methods=tuple(args.methods.split(",")), tournament_rounds=args.tournament_rounds, seed=args.seed,
+                       models=models, threads=args.threads)
     if args.json:
         Path(args.json).write_text(rows.to_json(orient="records", indent=1))
 
