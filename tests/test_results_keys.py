@@ -21,11 +21,14 @@ EXPECTED = json.loads((ROOT / "tests" / "fixtures" / "tiny_results_keys.json").r
 #: Subtrees whose keys depend on the machine, not on the chapter (which packages are installed).
 MACHINE = ("versions",)
 #: Keys added on purpose after the fixture was captured: each verifier's ROC AUC of score against
-#: correctness, pooled and within prompts (issue 13), and the tournament rounds the organism page now runs.
+#: correctness, pooled and within prompts (issue 13), the tournament rounds the organism page now runs, and
+#: its verifiers' AUCs on the near misses of train problems (issue 13).
 _AUC = {"measured.rows[].auc", "measured.rows[].auc_within"}
 ADDED = {"scaling": _AUC, "cross_verification": _AUC, "unimprovable": _AUC,
          "organism": {f"measured.rows[].AUC {w}{m}" for m in ("mc", "cot_score", "cot_binary", "tournament")
-                      for w in ("", "within ")} | {"parameters.tournament_rounds"}}
+                      for w in ("", "within ")} | {"parameters.tournament_rounds"}
+         | {f"measured.near_misses{k}" for k in ("", "[].task", "[].generator", "[].method", "[].auc", "[].score_gold",
+                                                 "[].score_near_miss")}}
 #: What an iteration round records only when it fine-tuned (a round whose filter kept nothing did not).
 ONLY_WHEN_TRAINED = re.compile(r"measured\.runs\.\w+\.rounds\[\]\.(train(\..+)?|seconds\.train)")
 

@@ -83,10 +83,13 @@ def near_miss_auc(family: str | Path, *, tasks=("sudoku", "arith", "facts"), met
                 s = verify(method, backend, task, examples, candidates, seed=seed).scores
                 rows.append({"task": f"organism/{short}", "generator": m.name, "method": method, "auc": roc_auc(u, s),
                              "score_gold": float(s[:, 0].mean()), "score_near_miss": float(s[:, 1].mean())})
-                r = rows[-1]
-                print(f"{r['task']:16} {m.name:5} {method:10} near misses of train problems: AUC "
-                      f"{r['auc']:.3f}  mean score gold {r['score_gold']:.2f}, near miss {r['score_near_miss']:.2f}", flush=True)
     return pd.DataFrame(rows)
+
+
+def format_near_miss_row(r) -> str:
+    """One row of :func:`near_miss_auc` as a line of text."""
+    return (f"{r.task:16} {r.generator:5} {r.method:10} near misses of train problems: AUC {r.auc:.3f}  "
+            f"mean score gold {r.score_gold:.2f}, near miss {r.score_near_miss:.2f}")
 
 
 def format_row(r) -> str:
@@ -117,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.near_misses:
         rows = near_miss_auc(args.family, tasks=tasks, methods=tuple(m for m in args.methods.split(",") if m != "tournament"),
                              problems=args.prompts, seed=args.seed, models=models)
+        print("\n".join(format_near_miss_row(r) for r in rows.itertuples()))
     else:
         rows = measure(args.family, tasks=tasks, prompts=args.prompts, n=args.n, temperature=args.temperature,
                        methods=tuple(args.methods.split(",")), tournament_rounds=args.tournament_rounds, seed=args.seed,
