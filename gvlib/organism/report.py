@@ -63,22 +63,30 @@ def measure(family: str | Path, *, tasks=("sudoku", "arith", "facts"), prompts: 
     return pd.concat(tables, ignore_index=True)
 
 
-def near_miss_auc(family: str | Path, *, tasks=("sudoku", "arith", "facts"), methods=("mc", "cot_score", "cot_binary"),
+#: The methods that score one candidate at a time (the tournament compares two).
+POINTWISE = ("mc", "cot_score", "cot_binary")
+
+
+def near_miss_auc(family: str | Path, *, tasks=("sudoku", "arith", "facts"), methods=POINTWISE,
                   problems: int = 200, seed: int = 0, models=None) -> pd.DataFrame:
     """Per member, task and pointwise method: the ROC AUC of the verifier's scores on the gold solutions and near
     misses of ``problems`` fresh train problems (one of each per problem), and the mean score of each."""
-    unknown = [m for m in methods if m not in ("mc", "cot_score", "cot_binary")]
+    unknown = [m for m in methods if m not in POINTWISE]
     if unknown:
-        raise ValueError(f"near_miss_auc: pointwise methods only (mc, cot_score, cot_binary), got {unknown}")
-    world, rows = World(world_config_of(family)), []
+        raise ValueError(f"near_miss_auc: pointwise methods only {POINTWISE}, got {unknown}")
+    world = World(world_config_of(family))
+    asked = {}  # task -> (task object, problems, their gold solutions and near misses, the checker's u)
     for short in tasks:
         task = make_task(short, world)
         rng = np.random.default_rng([seed, 17])
         examples = [task.example(world.train_problem(short, rng)) for _ in range(problems)]
         candidates = [[task.gold_completion(e), task.near_miss(e, rng)] for e in examples]
-        u = np.array([[task.score(e, c) for c in cs] for e, cs in zip(examples, candidates)])
-        for m in members(family, models):
-            backend = HFBackend.from_pretrained(m.path, device="cpu", dtype="float32")
+        asked[short] = task, examples, candidates, np.array([[task.score(e, c) for c in cs]
+                                                              for e, cs in zip(examples, candidates)])
+    rows = []
+    for m in members(family, models):
+        backend = HFBackend.from_pretrained(m.path, device="cpu", dtype="float32")
+        for short, (task, examples, candidates, u) in asked.items():
             for method in methods:
                 s = verify(method, backend, task, examples, candidates, seed=seed).scores
                 rows.append({"task": f"organism/{short}", "generator": m.name, "method": method, "auc": roc_auc(u, s),
@@ -118,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     tasks, models = tuple(args.tasks.split(",")), args.models.split(",") if args.models else None
     if args.near_misses:
-        rows = near_miss_auc(args.family, tasks=tasks, methods=tuple(m for m in args.methods.split(",") if m != "tournament"),
+        rows = near_miss_auc(args.family, tasks=tasks, methods=tuple(m for m in args.methods.split(",") if m in POINTWISE),
                              problems=args.prompts, seed=args.seed, models=models)
         print("\n".join(format_near_miss_row(r) for r in rows.itertuples()))
     else:
