@@ -524,3 +524,52 @@ def test_near_miss_share_of_the_verification_documents():
         assert words[words.index("=") + 1:words.index("mc")] != ["1", "2"]  # never a pool candidate
         verdicts.append(words[-1])
     assert 0.4 < verdicts.count("Correct") / len(verdicts) < 0.6
+
+
+def test_probe_wrong_cells_are_wrong_and_of_the_asked_density():
+    """probe.WrongCells: k cells changed, k in the asked range, every candidate rejected by the checker;
+    None keeps the task's own near misses; a range outside 1..16 is an error that names it."""
+    from gvlib.organism import probe
+
+    rng = np.random.default_rng(0)
+    for cells in ((1, 1), (8, 8), (1, 8)):
+        task = probe.WrongCells(cells)
+        for _ in range(20):
+            ex = task.example(WORLD.train_problem("sudoku", rng))
+            miss = task.near_miss(ex, rng)
+            changed = sum(a != b for a, b in zip(miss.split(), ex.answer.split()))
+            assert cells[0] <= changed <= cells[1] and task.score(ex, miss) == 0
+    ex = probe.WrongCells(None).example(WORLD.train_problem("sudoku", rng))
+    assert probe.WrongCells(None).near_miss(ex, np.random.default_rng(3)) == make_task("sudoku", WORLD).near_miss(
+        ex, np.random.default_rng(3))
+    with pytest.raises(ValueError, match="wrong cells"):
+        probe.WrongCells((0, 4))
+
+
+def test_probe_trains_one_mc_verifier_per_density_and_scores_it_on_both_kinds(monkeypatch):
+    """probe.probe on the tiny preset: one row per density, trained on MC documents about Sudoku only, with the
+    MC verifier asked about near misses and about its own errors (an exact verifier there: AUC 1 on both)."""
+    from gvlib.organism import probe
+    from gvlib.verifiers import Verification
+
+    docs = []
+    real_doc = probe.Corpus.document
+
+    def seen(self, kind=None):
+        doc = real_doc(self, kind)
+        docs.append(doc)
+        return doc
+
+    def exact(method, backend, task, examples, candidates, seed=0):
+        assert method == "mc"
+        s = np.array([[task.score(e, c) for c in cs] for e, cs in zip(examples, candidates)])
+        return Verification(method, s, [], 0, s.size)
+
+    monkeypatch.setattr(probe.Corpus, "document", seen)
+    monkeypatch.setattr(probe, "verify", exact)
+    rows = probe.probe("tiny", densities={"near misses": None, "4 wrong cells": (4, 4)}, steps=2, problems=6, threads=1)
+    assert list(rows["trained on"]) == ["near misses", "4 wrong cells"]
+    assert (rows["AUC near misses"] == 1.0).all() and (rows["AUC own errors"] == 1.0).all()
+    assert all(kind == "verify" for _, _, kind in docs) and docs
+    with pytest.raises(ValueError, match="steps"):
+        probe.probe("tiny", steps=0)
