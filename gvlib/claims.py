@@ -276,8 +276,8 @@ def method_untested(rows: pd.DataFrame) -> str | None:
 
 
 @dataclass(frozen=True)
-class _Settings:
-    """Everything a generation or verification stage needs besides the models (picklable)."""
+class StageSettings:
+    """Everything a generation or verification stage (:func:`model_stage`) needs besides the models (picklable)."""
 
     task: Task
     methods: tuple[str, ...]
@@ -291,7 +291,7 @@ class _Settings:
     threads: int | None
 
 
-def _verify_with(backend, verifier: Model, generator: str, gens: Generations, st: _Settings) -> dict:
+def _verify_with(backend, verifier: Model, generator: str, gens: Generations, st: StageSettings) -> dict:
     out = {}
     for method in st.methods:
         print(f"  {verifier.name} verifies {generator} ({method})", flush=True)
@@ -301,9 +301,10 @@ def _verify_with(backend, verifier: Model, generator: str, gens: Generations, st
     return out
 
 
-def _model_stage(model: Model, st: _Settings, to_verify: dict[str, Generations] | None) -> tuple:
+def model_stage(model: Model, st: StageSettings, to_verify: dict[str, Generations] | None) -> tuple:
     """Load ``model`` once. With ``to_verify`` None: generate, then self-verify; otherwise verify the
-    given generations (cross-verification). Module-level so that a spawned process can run it."""
+    given generations (cross-verification). Module-level and public so that a spawned process, or a cluster
+    job of :mod:`gvlib.launch`, can run it."""
     from gvlib.backends import load_backend
 
     with torch_threads(st.threads):
@@ -358,7 +359,7 @@ def run_grid(models: Sequence[Model], task: Task, methods: Sequence[str], *, cro
         raise ValueError(f"model names must be unique: {names}")
     for m in models:
         options_for(m.path, backend_options)  # a malformed option fails before any model loads
-    st = _Settings(task, tuple(methods), n, temperature, top_p, seed, backend, dict(backend_options or {}),
+    st = StageSettings(task, tuple(methods), n, temperature, top_p, seed, backend, dict(backend_options or {}),
                    tournament_rounds, threads)
     isolate = _uses_vllm(backend)
     generations: dict[str, Generations] = {}
@@ -366,13 +367,13 @@ def run_grid(models: Sequence[Model], task: Task, methods: Sequence[str], *, cro
     t0 = time.time()
     for model in models:  # phase 1: generate and self-verify
         print(f"[{time.time() - t0:6.1f} s] {model.name}: generate and self-verify", flush=True)
-        generations[model.name], ver = run_stage(_model_stage, model, st, None, isolate=isolate)
+        generations[model.name], ver = run_stage(model_stage, model, st, None, isolate=isolate)
         verifications.update(ver)
     if cross:  # phase 2: every verifier on every other generator's samples
         for verifier in models:
             print(f"[{time.time() - t0:6.1f} s] {verifier.name}: verify the other models' samples", flush=True)
             others = {g: gens for g, gens in generations.items() if g != verifier.name}
-            verifications.update(run_stage(_model_stage, verifier, st, others, isolate=isolate)[1])
+            verifications.update(run_stage(model_stage, verifier, st, others, isolate=isolate)[1])
     print(f"[{time.time() - t0:6.1f} s] done", flush=True)
     return Grid(task, list(models), generations, verifications)
 
@@ -637,7 +638,7 @@ def verification_seed(seed: int, j: int) -> int:
 
 
 def _repeat_stage(model: Model, task: Task, to_verify: dict[str, Generations], method: str, seeds: tuple[int, ...],
-                  st: _Settings) -> dict[str, list[Verification]]:
+                  st: StageSettings) -> dict[str, list[Verification]]:
     """Load ``model`` once and verify each generator's samples once per seed (module-level: spawnable)."""
     from gvlib.backends import load_backend
 
@@ -666,7 +667,7 @@ def repeat_verifications(models: Sequence[Model], task: Task, generations: dict[
     missing = [x.name for x in models if x.name not in generations]
     if missing:
         raise ValueError(f"no generations of {missing} to verify")
-    st = _Settings(task, (method,), 0, temperature, top_p, seed, backend, dict(backend_options or {}), 0, threads)
+    st = StageSettings(task, (method,), 0, temperature, top_p, seed, backend, dict(backend_options or {}), 0, threads)
     seeds = tuple(verification_seed(seed, j) for j in indices)
     from gvlib.iterate import run_stage  # gvlib.iterate imports this module
 

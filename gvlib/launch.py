@@ -205,7 +205,7 @@ def _cross_verification(launcher: Launcher) -> None:
     jobs, bounds = _self_jobs(launcher, run_models.models, task, p["methods"])
     samples = launcher.run(jobs)
     kw = _grid_kw(p)
-    st = claims._Settings(task=task, methods=tuple(p["methods"]), n=kw["n"], temperature=kw["temperature"],
+    st = claims.StageSettings(task=task, methods=tuple(p["methods"]), n=kw["n"], temperature=kw["temperature"],
                           top_p=kw["top_p"], seed=kw["seed"], backend=kw["backend"], options=dict(kw["backend_options"]),
                           tournament_rounds=kw["tournament_rounds"], threads=kw["threads"])
     by_shard = {(j.model, j.shard): samples[j.label] for j in jobs}
@@ -213,7 +213,7 @@ def _cross_verification(launcher: Launcher) -> None:
     def verify_others(v):
         def make(i, a, b):
             others = {g.name: by_shard[(g.name, i)] for g in run_models.models if g.name != v.name}
-            return claims._model_stage, (v, replace(st, task=part(task, a, b)), others)
+            return claims.model_stage, (v, replace(st, task=part(task, a, b)), others)
         return make
 
     launcher.run([j for v in run_models.models
