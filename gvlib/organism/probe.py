@@ -41,8 +41,8 @@ from gvlib.verifiers import verify
 #: None: the near misses of the family's own verification documents.
 DENSITIES: dict[str, tuple[int, int] | None] = {"near misses": None, "1 to 8 wrong cells": (1, 8),
                                                   "8 wrong cells": (8, 8)}
-#: Every document is MC about Sudoku, gold solution or wrong candidate (``near_miss=1``: the seed model's
-#: samples are never drawn).
+#: Every document is MC about Sudoku: a fresh train problem's gold solution or its wrong candidate
+#: (``near_miss=1``: the candidate pool a corpus requires is never drawn from).
 MIXTURE = Mixture(kinds={"verify": 1.0}, tasks={"sudoku": 1.0}, methods={"mc": 1.0}, near_miss=1.0)
 
 
@@ -77,7 +77,8 @@ def probe(preset: str = "default", *, densities: dict[str, tuple[int, int] | Non
           problems: int = 200, seed: int = 0, threads: int | None = None) -> pd.DataFrame:
     """One row per density: the MC verifier trained on it, its final training loss (ln 2 / 2 ≈ 0.347: the verdict
     not learned, the EOS after it always is), and its ROC AUC on near misses and on its own errors.
-    ``threads``: torch threads while training (default :func:`gvlib.threads.training_threads`)."""
+    ``seed`` seeds the documents, the initial weights and the problems asked; ``threads``: torch threads while
+    training (default :func:`gvlib.threads.training_threads`)."""
     if steps < 1 or problems < 2:
         raise ValueError(f"probe: steps={steps} and problems={problems} must be >= 1 and >= 2")
     p = get_preset(preset)
