@@ -30,6 +30,7 @@ from gvlib.backends.hf import HFBackend
 from gvlib.metrics import roc_auc
 from gvlib.organism.corpus import CandidatePool, Corpus, Mixture
 from gvlib.organism.presets import get_preset
+from gvlib.organism.report import gold_and_near_misses
 from gvlib.organism.tasks import SudokuTask, _grid_text, _parse_grid
 from gvlib.organism.tokenizer import build_tokenizer
 from gvlib.organism.train import build_model, train_model
@@ -64,14 +65,6 @@ class WrongCells(SudokuTask):
         return _grid_text(grid)
 
 
-def _asked(task: SudokuTask, world: World, problems: int, seed: int):
-    """Fresh train problems, each with its gold solution and one wrong candidate of ``task``; the checker's u."""
-    rng = np.random.default_rng([seed, 19])
-    examples = [task.example(world.train_problem("sudoku", rng)) for _ in range(problems)]
-    candidates = [[task.gold_completion(e), task.near_miss(e, rng)] for e in examples]
-    return examples, candidates, np.array([[task.score(e, c) for c in cs] for e, cs in zip(examples, candidates)])
-
-
 def probe(preset: str = "default", *, densities: dict[str, tuple[int, int] | None] = DENSITIES, steps: int = 200,
           problems: int = 200, seed: int = 0, threads: int | None = None) -> pd.DataFrame:
     """One row per density: the MC verifier trained on it, its final training loss (ln 2 / 2 ≈ 0.347: the verdict
@@ -83,7 +76,10 @@ def probe(preset: str = "default", *, densities: dict[str, tuple[int, int] | Non
     p = get_preset(preset)
     spec = replace(p.models[len(p.models) // 2], name="probe", steps=steps)
     world, tokenizer = World(p.world), build_tokenizer(p.world)
-    near = _asked(WrongCells(None), world, problems, seed)
+    def asked(task: WrongCells):  # the same fresh train problems for every model and kind
+        return gold_and_near_misses(task, world, problems, np.random.default_rng([seed, 19]))
+
+    near = asked(WrongCells(None))
     rows = []
     for name, cells in densities.items():
         t0 = time.time()
@@ -98,7 +94,8 @@ def probe(preset: str = "default", *, densities: dict[str, tuple[int, int] | Non
             stats = train_model(model, corpus, spec, p.train, desc=f"probe {name}")
             backend = HFBackend(model, tokenizer, batch_size=256)
             aucs = {}
-            for kind, (examples, candidates, u) in (("near misses", near), ("own errors", _asked(task, world, problems, seed))):
+            own = near if cells is None else asked(task)
+            for kind, (examples, candidates, u) in (("near misses", near), ("own errors", own)):
                 aucs[kind] = roc_auc(u, verify("mc", backend, task, examples, candidates, seed=seed).scores)
         rows.append({"trained on": name, "model": f"{spec.hidden}x{spec.layers}", "steps": steps,
                      "final loss": stats["final_train_loss"], "AUC near misses": aucs["near misses"],

@@ -30,7 +30,7 @@ from gvlib import claims
 from gvlib.backends.hf import HFBackend
 from gvlib.metrics import roc_auc
 from gvlib.names import VERIFIER_METHODS
-from gvlib.organism.tasks import make_task, world_config_of
+from gvlib.organism.tasks import OrganismTask, make_task, world_config_of
 from gvlib.organism.world import World
 from gvlib.tasks import load
 from gvlib.verifiers import verify
@@ -67,6 +67,15 @@ def measure(family: str | Path, *, tasks=("sudoku", "arith", "facts"), prompts: 
 POINTWISE = ("mc", "cot_score", "cot_binary")
 
 
+def gold_and_near_misses(task: OrganismTask, world: World, problems: int, rng: np.random.Generator):
+    """``problems`` fresh train problems of ``task``, each with its gold solution and one near miss
+    (``task.near_miss``): (examples, candidates, the checker's u per candidate)."""
+    short = task.name.removeprefix("organism/")
+    examples = [task.example(world.train_problem(short, rng)) for _ in range(problems)]
+    candidates = [[task.gold_completion(e), task.near_miss(e, rng)] for e in examples]
+    return examples, candidates, np.array([[task.score(e, c) for c in cs] for e, cs in zip(examples, candidates)])
+
+
 def near_miss_auc(family: str | Path, *, tasks=("sudoku", "arith", "facts"), methods=POINTWISE,
                   problems: int = 200, seed: int = 0, models=None) -> pd.DataFrame:
     """Per member, task and pointwise method: the ROC AUC of the verifier's scores on the gold solutions and near
@@ -78,11 +87,7 @@ def near_miss_auc(family: str | Path, *, tasks=("sudoku", "arith", "facts"), met
     asked = {}  # task -> (task object, problems, their gold solutions and near misses, the checker's u)
     for short in tasks:
         task = make_task(short, world)
-        rng = np.random.default_rng([seed, 17])
-        examples = [task.example(world.train_problem(short, rng)) for _ in range(problems)]
-        candidates = [[task.gold_completion(e), task.near_miss(e, rng)] for e in examples]
-        asked[short] = task, examples, candidates, np.array([[task.score(e, c) for c in cs]
-                                                              for e, cs in zip(examples, candidates)])
+        asked[short] = (task, *gold_and_near_misses(task, world, problems, np.random.default_rng([seed, 17])))
     rows = []
     for m in members(family, models):
         backend = HFBackend.from_pretrained(m.path, device="cpu", dtype="float32")
