@@ -121,7 +121,6 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "lora_alpha": in_range(0.0, lo_open=True),
     "lora_lr": in_range(0.0, lo_open=True),
     "lora_steps": in_range(1),
-    "probe_steps": in_range(0),
     "lora_batch_size": in_range(1),
     "backend": one_of(*BACKENDS),
     "backend_options": _options_by_model,

@@ -124,6 +124,93 @@ def test_near_misses_are_wrong_and_close():
             assert 1 <= changed <= (2 if name == "sudoku" else len(gold)), (name, gold, miss)
 
 
+def test_check_labels_mark_each_word_that_breaks_a_rule_already_decided():
+    """Sudoku: a cell is 1 when its digit repeats an earlier cell of a unit or contradicts a given; arith: a
+    written sum is 1 when it is not the previous written sum plus the digit; separators, pads, unreadable
+    candidates and facts: -1. A gold solution has no 1, a near miss at least one; labels align with words."""
+    rng = np.random.default_rng(1)
+    for name, task in TASKS.items():
+        for problem in WORLD.problems(name, "train", limit=100):
+            ex = task.example(problem)
+            for cand in (task.gold_completion(ex), task.near_miss(ex, rng), "1 2"):
+                labels = task.check_labels(ex, cand)
+                assert len(labels) == len(cand.split()) and set(labels) <= {-1, 0, 1}
+                if name == "facts" or cand == "1 2":
+                    assert set(labels) == {-1}
+                    continue
+                assert (1 in labels) == (task.score(ex, cand) == 0), (cand, labels)
+                checked = [w for w, lab in zip(cand.split(), labels) if lab >= 0]
+                assert all(w.isdigit() for w in checked) and len(checked) == (16 if name == "sudoku" else len(ex.meta["digits"]) + 1)
+    sudoku, arith = TASKS["sudoku"], TASKS["arith"]
+    ex = next(sudoku.example(p) for p in WORLD.problems("sudoku", "train", limit=100) if p[0] and not p[1])
+    gold = sudoku.gold_completion(ex).split()
+    swapped = [gold[1], gold[0]] + gold[2:]  # the first cell now contradicts its given; the second repeats nothing before it
+    labels = sudoku.check_labels(ex, " ".join(swapped))
+    assert labels[0] == 1 and labels[1] == 0 and labels[4] == -1
+    glued = " ".join(swapped).replace(" | ", "|", 1)  # readable, but not one word per cell: no label can be placed
+    assert sudoku.extract(glued) is not None and set(sudoku.check_labels(ex, glued)) == {-1}
+    ex = arith.example((7, 5, 9, 2))
+    pads = ". " * (arith.width - 4)
+    assert arith.check_labels(ex, pads + "7 2 2 4 answer 3") == [-1] * (arith.width - 4) + [0, 0, 1, 0, -1, 1]
+
+
+def test_verifier_check_labels_sit_on_the_candidates_words_of_every_prompt():
+    """One label per word of the verifier prompt; the shown candidates' labels at their words (both, in a
+    tournament), -1 elsewhere; and a corpus batch carries them at the same tokens."""
+    task = TASKS["sudoku"]
+    ex = task.example(WORLD.problems("sudoku", "train", limit=1)[0])
+    a, b = task.near_miss(ex, np.random.default_rng(0)), task.gold_completion(ex)
+    for method in VERIFIER_METHODS:
+        words = task.verifier_prompt(method, ex, a, b).split()
+        labels = task.verifier_check_labels(method, ex, a, b)
+        assert len(labels) == len(words)
+        start = words.index("=") + 1
+        assert labels[:start] == [-1] * start and labels[start:start + len(a.split())] == task.check_labels(ex, a)
+        rest = labels[start + len(a.split()):]
+        if method == "tournament":
+            start_b = words.index("B:") + 1
+            assert labels[start_b:start_b + len(b.split())] == task.check_labels(ex, b)
+            rest = labels[start_b + len(b.split()):]
+        assert set(rest) == {-1} and all(w.isdigit() for w, lab in zip(words, labels) if lab >= 0)
+    vocab = build_tokenizer(WORLD.config).get_vocab()
+    pools = {t: CandidatePool(TASKS[t], [{"problem": p, "completion": "1 2", "u": 0}
+                                         for p in WORLD.problems(t, "train", limit=20)]) for t in TASKS}
+    corpus = Corpus(WORLD, TASKS, vocab, get_preset("tiny").mixture, pools, seed=4)
+    ids, mask, checks, kind = corpus.document("verify")
+    assert len(checks) == len(ids) and mask[-1] == 1 and checks[0] == checks[-1] == -1
+    batch = corpus.batch(8, 256)
+    checked = batch["check_labels"] >= 0
+    assert checked.any() and (batch["labels"][checked] == -100).all()  # candidates' words: checked, not generated
+    assert set(batch["check_labels"].unique().tolist()) <= {-1, 0, 1}
+    digits = {vocab[str(d)] for d in range(10)}
+    assert set(batch["input_ids"][checked].tolist()) <= digits
+
+
+def test_the_check_head_trains_beside_the_lm_and_is_dropped():
+    """``TrainConfig.check_weight`` > 0 trains a check head on the check labels (its loss reported) whose
+    gradient reaches the model, and the model keeps the same weights (the head is not saved); 0 trains the LM
+    loss alone; a negative weight is refused."""
+    from gvlib.organism.corpus import Mixture
+    from gvlib.organism.train import build_model, train_model
+
+    with pytest.raises(ValueError, match="check_weight"):
+        TrainConfig(check_weight=-1.0)
+    tok = build_tokenizer(WORLD.config)
+    pools = {t: CandidatePool(TASKS[t], [{"problem": p, "completion": "1 2", "u": 0}
+                                         for p in WORLD.problems(t, "train", limit=20)]) for t in TASKS}
+    mixture = Mixture(kinds={"verify": 1.0}, methods={"mc": 1.0}, near_miss=1.0)
+    spec = ModelSpec("x", 32, 1, 2, 64, 3)
+    weights = {}
+    for weight in (0.0, 1.0):
+        corpus = Corpus(WORLD, TASKS, tok.get_vocab(), mixture, pools, seed=0)
+        model = build_model(spec, tok, TrainConfig(rows=4, check_weight=weight), seed=0)
+        stats = train_model(model, corpus, spec, TrainConfig(rows=4, check_weight=weight))
+        assert (stats["final_check_loss"] is None) == (weight == 0) and stats["final_train_loss"] > 0
+        weights[weight] = {k: v.clone() for k, v in model.state_dict().items()}
+    assert weights[0.0].keys() == weights[1.0].keys()  # the head is not part of the saved model
+    assert any(not torch.equal(weights[0.0][k], weights[1.0][k]) for k in weights[0.0])  # but it trained the model
+
+
 def test_facts_checker():
     task = load_task("organism/facts", limit=3)
     ex = task.examples[0]
@@ -203,7 +290,7 @@ def test_corpus_never_shows_a_test_problem():
     test_questions = {TASKS[t].example(p).question for t in TASKS for p in WORLD.test_problems[t]}
     seen = 0
     for _ in range(400):
-        ids, mask, kind = corpus.document()
+        ids, mask, _, kind = corpus.document()
         if kind == "know":
             continue
         words = [inv[i] for i in ids[1:]]
@@ -237,7 +324,7 @@ def test_tournament_training_data_break_ties_at_random():
     inv = {i: w for w, i in vocab.items()}
     tied = []
     for _ in range(400):
-        ids, _, _ = corpus.document()
+        ids, _, _, _ = corpus.document()
         words = [inv[i] for i in ids[1:-1]]
         target = words[words.index("Judgement:") + 1:]
         a_checks, b_checks = " ".join(target[1:target.index("B")]), " ".join(target[target.index("B") + 1:-3])
@@ -484,7 +571,10 @@ def test_packed_loss_is_the_masked_loss_and_rejects_left_padding():
     assert (batch["attention_mask"] == 0).any()  # the rows do end in padding
     model = build_model(ModelSpec("x", 32, 2, 2, 64, 1), tok, TrainConfig(), seed=0)
     with torch.no_grad():
-        assert float(packed_loss(model, batch)) == pytest.approx(float(model(**batch).loss), abs=1e-6)
+        loss, check = packed_loss(model, batch)
+        assert check is None
+        plain = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+        assert float(loss) == pytest.approx(float(plain), abs=1e-6)
         flipped = {k: v.flip(1) for k, v in batch.items()}  # padding first: the mask would matter
         with pytest.raises(ValueError, match="padded only at their end"):
             packed_loss(model, flipped)
@@ -519,7 +609,7 @@ def test_near_miss_share_of_the_verification_documents():
     corpus = Corpus(WORLD, TASKS, vocab, mixture, pools, seed=2)
     verdicts = []
     for _ in range(300):
-        ids, _, _ = corpus.document()
+        ids, _, _, _ = corpus.document()
         words = [inv[i] for i in ids[1:-1]]
         assert words[words.index("=") + 1:words.index("mc")] != ["1", "2"]  # never a pool candidate
         verdicts.append(words[-1])
@@ -567,9 +657,35 @@ def test_probe_trains_one_mc_verifier_per_density_and_scores_it_on_both_kinds(mo
 
     monkeypatch.setattr(probe.Corpus, "document", seen)
     monkeypatch.setattr(probe, "verify", exact)
-    rows = probe.probe("tiny", densities={"near misses": None, "4 wrong cells": (4, 4)}, steps=2, problems=6, threads=1)
-    assert list(rows["trained on"]) == ["near misses", "4 wrong cells"]
+    rows = probe.probe("tiny", probes={"near misses": (None, 0.0), "4 wrong cells": ((4, 4), 1.0)}, steps=2, problems=6,
+                       threads=1)
+    assert list(rows["trained on"]) == ["near misses", "4 wrong cells"] and list(rows["check weight"]) == [0.0, 1.0]
     assert (rows["AUC near misses"] == 1.0).all() and (rows["AUC own errors"] == 1.0).all()
-    assert all(kind == "verify" for _, _, kind in docs) and docs
+    assert all(kind == "verify" for _, _, _, kind in docs) and docs
     with pytest.raises(ValueError, match="steps"):
         probe.probe("tiny", steps=0)
+
+
+def test_probe_command_writes_a_stamped_table_that_the_page_calls_stale_when_the_code_changes(tmp_path, capsys):
+    """``python -m gvlib.organism.probe`` writes its rows with the preset, its key and the probe's code digest;
+    stale_reason is None for that table and names the command to rerun when it is missing or was made with
+    other code or for another preset."""
+    from gvlib.organism import committed, probe
+
+    out = tmp_path / "tiny.json"
+    probe.main(["--preset", "tiny", "--steps", "2", "--problems", "4", "--out", str(out)])
+    table = committed.load_table(out)
+    json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in the table: not JSON"))
+    assert [r["trained on"] for r in table["rows"]] == list(probe.PROBES)
+    assert [r["final check loss"] is None for r in table["rows"]] == [w == 0 for _, w in probe.PROBES.values()]
+    assert [r["check weight"] for r in table["rows"]] == [w for _, w in probe.PROBES.values()]
+    assert table["steps"] == 2 and table["code_version"] == probe.code_digest() and f"wrote {out}" in capsys.readouterr().out
+    assert probe.stale_reason(table, "tiny") is None
+    assert "the table is for preset 'tiny', not 'default'" in probe.stale_reason(table, "default")
+    old = {**table, "code_version": "probe-0"}
+    assert probe.stale_reason(old, "tiny").startswith("the table was made with code probe-0")
+    assert "`python -m gvlib.organism.probe --preset tiny --steps 2 --problems 4 --seed 0` and commit " \
+           "book/data/organism_probe/tiny.json" \
+        in probe.stale_reason(old, "tiny")
+    assert probe.stale_reason(None, "tiny").startswith("there is no MC probe table for preset 'tiny' yet")
+    assert committed.load_table(tmp_path / "none.json") is None

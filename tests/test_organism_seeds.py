@@ -138,14 +138,14 @@ def test_the_page_calls_a_table_stale_when_missing_or_made_with_other_code_or_pr
     assert "no seed table for preset 'tiny' yet: regenerate it with `python -m gvlib.organism.seeds --preset tiny " \
            "--seeds 0 1 2` and commit book/data/organism_seeds/tiny.json" in seeds.stale_reason(None, "tiny")
     old = {**table, "code_version": "organism-0000000000000000"}
-    assert f"made with training code organism-0000000000000000, the current code is {code_version()}" in \
+    assert f"made with code organism-0000000000000000, the current code is {code_version()}" in \
         seeds.stale_reason(old, "tiny")
     assert "has changed since the table was made" in seeds.stale_reason({**table, "preset_key": "0" * 16}, "tiny")
     assert "the table is for preset 'tiny', not 'default'" in seeds.stale_reason(table, "default")
     path = tmp_path / "tiny.json"
     assert seeds.load_table("tiny", path) is None
     path.write_text(json.dumps(old))
-    assert seeds.stale_reason(seeds.load_table("tiny", path), "tiny").startswith("the table was made with training code")
+    assert seeds.stale_reason(seeds.load_table("tiny", path), "tiny").startswith("the table was made with code")
     assert seeds.table_path("default") == REPO_ROOT / "book" / "data" / "organism_seeds" / "default.json"
 
 

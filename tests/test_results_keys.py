@@ -22,14 +22,15 @@ EXPECTED = json.loads((ROOT / "tests" / "fixtures" / "tiny_results_keys.json").r
 MACHINE = ("versions",)
 #: Keys added on purpose after the fixture was captured: each verifier's ROC AUC of score against
 #: correctness, pooled and within prompts (issue 13), the tournament rounds the organism page now runs, and
-#: its verifiers' AUCs on the near misses of train problems and its MC probe (issue 13).
+#: its verifiers' AUCs on the near misses of train problems and its committed MC probe table (issue 13).
 _AUC = {"measured.rows[].auc", "measured.rows[].auc_within"}
 ADDED = {"scaling": _AUC, "cross_verification": _AUC, "unimprovable": _AUC,
          "organism": {f"measured.rows[].AUC {w}{m}" for m in ("mc", "cot_score", "cot_binary", "tournament")
-                      for w in ("", "within ")} | {"parameters.tournament_rounds", "parameters.probe_steps"}
+                      for w in ("", "within ")} | {"parameters.tournament_rounds"}
          | {f"measured.near_misses{k}" for k in ("", "[].task", "[].generator", "[].method", "[].auc", "[].score_gold",
                                                  "[].score_near_miss")}
-         | {f"measured.mc_probe{k}" for k in ("", "[].trained on", "[].model", "[].steps", "[].final loss",
+         | {f"measured.mc_probe{k}" for k in ("", "_stale", "[].trained on", "[].check weight", "[].model", "[].steps", "[].final loss",
+                                              "[].final check loss",
                                               "[].AUC near misses", "[].AUC own errors", "[].seconds")}}
 #: What an iteration round records only when it fine-tuned (a round whose filter kept nothing did not).
 ONLY_WHEN_TRAINED = re.compile(r"measured\.runs\.\w+\.rounds\[\]\.(train(\..+)?|seconds\.train)")

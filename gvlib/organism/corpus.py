@@ -1,7 +1,9 @@
 """[organism] The organism's pre-training corpus: knowledge, generation and verification documents (the book's organism page).
 
 A corpus is an endless, seeded stream of documents, each ``[BOS] prompt target [EOS]``, packed into
-fixed-length rows; the loss is taken on the target tokens only.
+fixed-length rows; the loss is taken on the target tokens only. Each document also carries the check
+labels of the candidates a verification document shows (:meth:`OrganismTask.check_labels`), which
+training reads only with a check head (:class:`gvlib.organism.train.TrainConfig` ``check_weight``).
 
 - ``know``   statements of the knowledge base (``know p012 city = rome p201 pet = owl …``), all facts,
              the test facts included (NQ facts are in a real pre-training corpus); loss on the values;
@@ -101,7 +103,7 @@ class Corpus:
         self._methods, self._method_p = _choice(mixture.methods)
         self._facts = sorted(world.kb.items())
         self.bos, self.eos, self.pad = vocab["[BOS]"], vocab["[EOS]"], vocab["[PAD]"]
-        self._carry: tuple[list[int], list[int], str] | None = None
+        self._carry: tuple[list[int], list[int], list[int], str] | None = None
 
     def _ids(self, text: str) -> list[int]:
         try:
@@ -109,12 +111,16 @@ class Corpus:
         except KeyError as e:
             raise ValueError(f"word {e.args[0]!r} of a corpus document is not in the organism vocabulary") from None
 
-    def _doc(self, prompt: str, target: str) -> tuple[list[int], list[int]]:
+    def _doc(self, prompt: str, target: str, checks: list[int] | None = None) -> tuple[list[int], list[int], list[int]]:
         p, t = self._ids(prompt), self._ids(target)
-        return [self.bos] + p + t + [self.eos], [0] * (1 + len(p)) + [1] * (len(t) + 1)
+        checks = [-1] * len(p) if checks is None else checks
+        if len(checks) != len(p):
+            raise ValueError(f"{len(checks)} check labels for a prompt of {len(p)} tokens: {prompt!r}")
+        return ([self.bos] + p + t + [self.eos], [0] * (1 + len(p)) + [1] * (len(t) + 1),
+                [-1] + checks + [-1] * (len(t) + 1))
 
-    def document(self, kind: str | None = None) -> tuple[list[int], list[int], str]:
-        """One document: token ids, loss mask (1 = trained on), its kind."""
+    def document(self, kind: str | None = None) -> tuple[list[int], list[int], list[int], str]:
+        """One document: token ids, loss mask (1 = trained on), check labels (-1 = none), its kind."""
         rng = self.rng
         kind = kind or self._kinds[rng.choice(len(self._kinds), p=self._kind_p)]
         if kind == "know":
@@ -123,7 +129,7 @@ class Corpus:
                 (e, a), v = self._facts[int(j)]
                 ids += self._ids(f"{e} {a} = {v}")
                 mask += [0, 0, 0, 1]
-            return ids + [self.eos], mask + [0], kind
+            return ids + [self.eos], mask + [0], [-1] * (len(ids) + 1), kind
         if kind == "gen":
             name = self._gen_tasks[rng.choice(len(self._gen_tasks), p=self._gen_p)]
             task = self.tasks[name]
@@ -144,23 +150,25 @@ class Corpus:
                 ex, a, b = pool.pair(rng)
             else:
                 (ex, a), b = pool.pointwise(rng), None
-            return (*self._doc(task.verifier_prompt(method, ex, a, b), task.verifier_target(method, ex, a, b)), kind)
+            return (*self._doc(task.verifier_prompt(method, ex, a, b), task.verifier_target(method, ex, a, b),
+                               task.verifier_check_labels(method, ex, a, b)), kind)
         raise ValueError(f"unknown document kind {kind!r}: expected know, gen or verify")
 
     def batch(self, rows: int, seq_len: int, kind: str | None = None) -> dict[str, torch.Tensor]:
         """``rows`` rows of ``seq_len`` tokens, documents packed whole (the rest padded).
 
-        Returns input_ids, attention_mask, labels (-100 off the loss mask) and ``tokens``, the number
-        of real (non-pad) tokens, which is what the FLOPs count (6·N·D) uses.
+        Returns input_ids, attention_mask, labels (-100 off the loss mask), check_labels (-1 where none)
+        and ``tokens``, the number of real (non-pad) tokens, which is what the FLOPs count (6·N·D) uses.
         """
         ids = np.full((rows, seq_len), self.pad, dtype=np.int64)
         labels = np.full((rows, seq_len), -100, dtype=np.int64)
+        checks = np.full((rows, seq_len), -1, dtype=np.int64)
         for r in range(rows):
             pos = 0
             while True:
                 doc = self._carry if self._carry is not None and kind is None else self.document(kind)
                 self._carry = None
-                d_ids, d_mask, _ = doc
+                d_ids, d_mask, d_checks, _ = doc
                 if len(d_ids) > seq_len:
                     raise ValueError(f"a document of {len(d_ids)} tokens exceeds seq_len={seq_len}")
                 if pos + len(d_ids) > seq_len:
@@ -169,11 +177,12 @@ class Corpus:
                     break
                 ids[r, pos:pos + len(d_ids)] = d_ids
                 labels[r, pos:pos + len(d_ids)] = np.where(np.array(d_mask) == 1, d_ids, -100)
+                checks[r, pos:pos + len(d_ids)] = d_checks
                 pos += len(d_ids)
         ids_t = torch.from_numpy(ids)
         attn = (ids_t != self.pad).long()
         return {"input_ids": ids_t, "attention_mask": attn, "labels": torch.from_numpy(labels),
-                "tokens": int(attn.sum())}
+                "check_labels": torch.from_numpy(checks), "tokens": int(attn.sum())}
 
 
 def _choice(weights: dict[str, float]) -> tuple[list[str], np.ndarray]:

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from gvlib.organism.presets import PRESETS, code_version, get_preset, parse_name, seeded_name
+from gvlib.organism import committed
+from gvlib.organism.presets import PRESETS, code_version, parse_name, seeded_name
 from gvlib.paths import REPO_ROOT, cache_root
 
 #: The claim notebooks whose checks the table holds (paper §4.1, §4.2, §4.3, §5), in the book's order.
@@ -42,7 +43,7 @@ SEED_DEPENDENT = "seed-dependent"
 
 def table_path(preset: str) -> Path:
     """Where the seed table of ``preset`` is kept in the repository: ``book/data/organism_seeds/<preset>.json``."""
-    return REPO_ROOT / "book" / "data" / "organism_seeds" / f"{preset}.json"
+    return committed.table_path("organism_seeds", preset)
 
 
 def command(preset: str, seeds: Sequence[int]) -> str:
@@ -162,10 +163,9 @@ def make_table(preset: str, by_seed: dict[int, list[dict]], wall_time_s: dict[in
         rows.append({"claim": check.claim, "check": check.name, "seeds": cells,
                      "across_seeds": verdicts.pop() if len(verdicts) == 1 else SEED_DEPENDENT})
     return {
-        "preset": preset, "preset_key": get_preset(preset).key(), "code_version": code_version(),
+        **committed.stamp(preset, code_version(), command(preset, seeds)),
         "seeds": seeds, "families": {str(s): seeded_name(preset, s) for s in seeds},
-        "command": command(preset, seeds), "notebook_presets": f"notebooks/params/<notebook>/{preset}.yaml",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "notebook_presets": f"notebooks/params/<notebook>/{preset}.yaml",
         "wall_time_s": {str(s): round(wall_time_s[s]) for s in seeds}, "rows": rows,
     }
 
@@ -173,24 +173,14 @@ def make_table(preset: str, by_seed: dict[int, list[dict]], wall_time_s: dict[in
 # -- the page's side: read, judge, render ----------------------------------------------------------
 def load_table(preset: str, path: Path | None = None) -> dict | None:
     """The committed seed table of ``preset`` (or the one at ``path``), or None when there is none."""
-    path = table_path(preset) if path is None else Path(path)
-    return json.loads(path.read_text()) if path.is_file() else None
+    return committed.load_table(table_path(preset) if path is None else path)
 
 
 def stale_reason(table: dict | None, preset: str) -> str | None:
     """Why ``table`` does not describe the families the current code trains for ``preset``, or None when it does:
     missing, made with another training-code digest, or made for another version of the preset."""
     again = f"regenerate it with `{command(preset, (0, 1, 2))}` and commit {table_path(preset).relative_to(REPO_ROOT)}"
-    if table is None:
-        return f"there is no seed table for preset {preset!r} yet: {again}"
-    if table.get("preset") != preset:
-        return f"the table is for preset {table.get('preset')!r}, not {preset!r}: {again}"
-    if table.get("code_version") != code_version():
-        return (f"the table was made with training code {table.get('code_version')}, the current code is "
-                f"{code_version()}: {again}")
-    if table.get("preset_key") != get_preset(preset).key():
-        return f"preset {preset!r} has changed since the table was made (its key was {table.get('preset_key')}): {again}"
-    return None
+    return committed.stale_reason(table, preset, code_version(), what="seed table", regenerate=again)
 
 
 def frame(table: dict):

@@ -53,6 +53,17 @@ class OrganismTask(Task):
         that nearly solves the problem makes (a verifier must reject near misses, not only crude errors)."""
         raise NotImplementedError
 
+    def check_labels(self, example: Example, candidate: str) -> list[int]:
+        """One label per word of ``candidate``: 1 where the word breaks a rule that the words before it
+        (and the problem) already decide, 0 where it is checked and fine, -1 where nothing is checked.
+
+        Training's per-word check signal (:class:`gvlib.organism.train.TrainConfig` ``check_weight``): a
+        one-word verdict has to say whether any of many local checks fails, and a small model does not
+        learn that from the verdict alone (``python -m gvlib.organism.probe``); these labels train the
+        check at each word, where it is local, so the verdict has only to gather them. A task whose check
+        is not local (recalling a fact) checks nothing here."""
+        return [-1] * len(_words(candidate))
+
     # -- generation ---------------------------------------------------------------------------
     def generation_prompt(self, example: Example) -> str:
         return f"{example.question} ="
@@ -73,6 +84,17 @@ class OrganismTask(Task):
         if method == "mc":
             return f"{shown} {head} Judge:"
         return f"{shown} {head} Judgement:"
+
+    def verifier_check_labels(self, method: str, example: Example, candidate: str, other: str | None = None) -> list[int]:
+        """:meth:`check_labels` of the candidates shown, one label per word of :meth:`verifier_prompt`."""
+        prompt = self.verifier_prompt(method, example, candidate, other)  # validates method and other
+        labels = [-1] * len(_words(self.generation_prompt(example))) + self.check_labels(example, candidate)
+        if method == "tournament":
+            labels += [-1, -1] + self.check_labels(example, other)  # "<head> B:" before solution B
+        labels += [-1] * (len(_words(prompt)) - len(labels))
+        if len(labels) != len(_words(prompt)):
+            raise ValueError(f"{self.name}: {len(labels)} check labels for a verifier prompt of {len(_words(prompt))} words")
+        return labels
 
     def verifier_target(self, method: str, example: Example, candidate: str, other: str | None = None) -> str:
         """What an exact verifier writes after ``verifier_prompt`` (the corpus' verification targets).
@@ -151,18 +173,41 @@ class SudokuTask(OrganismTask):
             cells.append("bad" if clash or puzzle[i] not in (0, v) else str(v))
         return " | ".join(" ".join(cells[4 * r:4 * r + 4]) for r in range(4)).split()
 
+    def check_labels(self, example: Example, candidate: str) -> list[int]:
+        """Each cell of a readable grid: 1 when its digit repeats an earlier cell of one of its units or
+        contradicts a given, else 0 (a wrong grid has at least one 1); separators, and grids not written in
+        the task's layout (``1 2 3 4 | ...``, one word per cell or bar): -1."""
+        words, grid = _words(candidate), _parse_grid(candidate)
+        if grid is None or words != _grid_text(grid).split():
+            return [-1] * len(words)
+        puzzle, cells = example.meta["puzzle"], iter(range(16))
+        labels = []
+        for w in words:
+            if w == "|":
+                labels.append(-1)
+                continue
+            i = next(cells)
+            clash = any(grid[j] == grid[i] for _, unit in sudoku_units() if i in unit for j in unit if j < i)
+            labels.append(int(clash or puzzle[i] not in (0, grid[i])))
+        return labels
+
     def near_miss(self, example: Example, rng) -> str:
         """The solution with one cell changed (half the time), two cells changed, or two cells of a unit
         swapped: every unit the change touches breaks, so the checker rejects it."""
-        grid = list(_parse_grid(example.answer))
         kind = rng.random()
         if kind < 0.75:
-            for i in rng.choice(16, size=1 if kind < 0.5 else 2, replace=False):
-                grid[i] = int(rng.choice([d for d in (1, 2, 3, 4) if d != grid[i]]))
-        else:
-            _, cells = sudoku_units()[int(rng.integers(12))]
-            i, j = (int(c) for c in rng.choice(cells, size=2, replace=False))
-            grid[i], grid[j] = grid[j], grid[i]
+            return self.wrong_cells(example, 1 if kind < 0.5 else 2, rng)
+        grid = list(_parse_grid(example.answer))
+        _, cells = sudoku_units()[int(rng.integers(12))]
+        i, j = (int(c) for c in rng.choice(cells, size=2, replace=False))
+        grid[i], grid[j] = grid[j], grid[i]
+        return _grid_text(grid)
+
+    def wrong_cells(self, example: Example, k: int, rng) -> str:
+        """The solution with ``k`` distinct cells, drawn at random, each changed to another digit."""
+        grid = list(_parse_grid(example.answer))
+        for i in rng.choice(16, size=k, replace=False):
+            grid[i] = int(rng.choice([d for d in (1, 2, 3, 4) if d != grid[i]]))
         return _grid_text(grid)
 
 
@@ -244,6 +289,18 @@ class ArithTask(OrganismTask):
             ok = sums[k] == (d if k == 0 else (sums[k - 1] + d) % 10)
             out.append(str(sums[k]) if ok else "bad")
         return out + ["answer", str(answer) if answer == sums[-1] else "bad"]
+
+    def check_labels(self, example: Example, candidate: str) -> list[int]:
+        """Each written sum: 1 when it is not the previous written sum plus the problem's digit (the
+        :meth:`checks` rule), else 0; the answer: 1 when it is not the last sum; pads, ``answer`` and
+        unreadable candidates: -1."""
+        digits, parsed = example.meta["digits"], _parse_sums(candidate)
+        words = _words(candidate)
+        if parsed is None or parsed[0] != len(self._pads(digits)) or len(parsed[1]) != len(digits):
+            return [-1] * len(words)
+        pads, sums, answer = parsed
+        steps = [int(sums[k] != (d if k == 0 else (sums[k - 1] + d) % 10)) for k, d in enumerate(digits)]
+        return [-1] * pads + steps + [-1, int(answer != sums[-1])]
 
 
 def _digit(w: str) -> bool:

@@ -2,7 +2,8 @@
 
 FLOPs are the usual 6·N·D with N the NON-EMBEDDING parameters (embeddings are tied to the LM head)
 and D the real (non-pad) tokens the model was trained on, prompt tokens included (paper §4 counts
-pre-training FLOPs the same way). A model is written into a temporary directory and moved into place
+pre-training FLOPs the same way; the optional check head of :class:`TrainConfig`, hidden + 1
+parameters, is not counted). A model is written into a temporary directory and moved into place
 with ``os.replace`` only once its ``manifest.json`` is written, so a half-written model is never loaded.
 """
 from __future__ import annotations
@@ -45,7 +46,18 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Batch shape and schedule shared by the family: ``rows`` packed rows of ``seq_len`` tokens."""
+    """Batch shape and schedule shared by the family: ``rows`` packed rows of ``seq_len`` tokens.
+
+    ``check_weight``: the weight of the check loss beside the language-model loss. A linear *check head*
+    reads the last hidden state at each word of a verification document's candidate and is trained on
+    its check label (:meth:`gvlib.organism.tasks.OrganismTask.check_labels`: does this word break a rule
+    the words before it decide?); it is dropped when training ends, so a member is a plain Llama and
+    every verifier reads it as the paper's do (App. E). Without it a one-word MC verdict about a grid with
+    one wrong cell stays at chance at every size tried: 16 checks to learn from one supervised word. With it,
+    a model trained on MC documents alone learns the verdict (``python -m gvlib.organism.probe``) after tens
+    of thousands of verdicts; in the family's mix of documents, where MC verdicts about Sudoku are a few
+    percent of the documents, it did not (see the README); the presets train on the language-model loss
+    alone (0)."""
 
     rows: int = 16
     seq_len: int = 256
@@ -53,6 +65,11 @@ class TrainConfig:
     min_lr_frac: float = 0.1
     weight_decay: float = 0.01
     max_positions: int = 512
+    check_weight: float = 0.0
+
+    def __post_init__(self):
+        if not self.check_weight >= 0:
+            raise ValueError(f"TrainConfig.check_weight={self.check_weight}: must be >= 0")
 
 
 def build_model(spec: ModelSpec, tokenizer: PreTrainedTokenizerFast, train: TrainConfig, seed: int) -> LlamaForCausalLM:
@@ -76,8 +93,10 @@ def param_counts(model: LlamaForCausalLM) -> tuple[int, int]:
     return total, total - model.get_input_embeddings().weight.numel()
 
 
-def packed_loss(model: LlamaForCausalLM, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The target-token loss of a packed batch (:meth:`Corpus.batch`), computed without its attention mask.
+def packed_loss(model: LlamaForCausalLM, batch: dict[str, torch.Tensor],
+                check_head: torch.nn.Linear | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The target-token loss of a packed batch (:meth:`Corpus.batch`), computed without its attention mask,
+    and, with ``check_head``, the mean binary cross-entropy of its check labels (None when it has none).
 
     Documents are packed from the start of each row and the rows padded only at their end, so under
     causal attention no real token attends to a pad, and pads carry no loss (label -100): the mask
@@ -90,16 +109,26 @@ def packed_loss(model: LlamaForCausalLM, batch: dict[str, torch.Tensor]) -> torc
     mask = batch["attention_mask"]
     if bool((mask[:, 1:] > mask[:, :-1]).any()):
         raise ValueError("packed_loss: a row has padding before a real token; rows must be padded only at their end")
-    return model(input_ids=batch["input_ids"], labels=batch["labels"]).loss
+    out = model(input_ids=batch["input_ids"], labels=batch["labels"], output_hidden_states=check_head is not None)
+    checked = batch["check_labels"] >= 0 if check_head is not None else None
+    if checked is None or not bool(checked.any()):
+        return out.loss, None
+    logits = check_head(out.hidden_states[-1][checked]).squeeze(-1)
+    return out.loss, torch.nn.functional.binary_cross_entropy_with_logits(logits, batch["check_labels"][checked].float())
 
 
 def train_model(model: LlamaForCausalLM, corpus: Corpus, spec: ModelSpec, train: TrainConfig,
                 desc: str = "", on_step: Callable[[int], None] | None = None) -> dict:
-    """Train ``model`` on ``corpus`` for ``spec.steps`` steps (AdamW, warmup + cosine); returns stats.
+    """Train ``model`` on ``corpus`` for ``spec.steps`` steps (AdamW, warmup + cosine), with the check head of
+    :class:`TrainConfig` when ``train.check_weight`` > 0; returns stats (the final LM loss, the mean over the last tenth
+    of the steps, and the final check loss, the same over the steps whose batch had check labels; None
+    without a check head).
 
     ``on_step(step)`` is called after every optimizer step (the seed stage samples checkpoints there).
     """
-    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, betas=(0.9, 0.95), weight_decay=train.weight_decay,
+    check_head = torch.nn.Linear(model.config.hidden_size, 1) if train.check_weight > 0 else None
+    params = list(model.parameters()) + (list(check_head.parameters()) if check_head is not None else [])
+    opt = torch.optim.AdamW(params, lr=spec.lr, betas=(0.9, 0.95), weight_decay=train.weight_decay,
                             foreach=True)  # one multi-tensor update (see packed_loss for the speed-up)
     warm = max(1, int(train.warmup * spec.steps))
 
@@ -111,25 +140,30 @@ def train_model(model: LlamaForCausalLM, corpus: Corpus, spec: ModelSpec, train:
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     model.train()
-    tokens, losses, t0 = 0, [], time.time()
+    tokens, losses, checks, t0 = 0, [], [], time.time()
     bar = tqdm(range(spec.steps), desc=desc, disable=not sys.stderr.isatty(), leave=False)
     for step in bar:
         batch = corpus.batch(train.rows, train.seq_len)
         tokens += batch.pop("tokens")
-        loss = packed_loss(model, batch)
+        loss, check = packed_loss(model, batch, check_head)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        (loss if check is None else loss + train.check_weight * check).backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
         losses.append(loss.item())
+        if check is not None:
+            checks.append(check.item())
         if step % 10 == 0:
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
         if on_step is not None:
             on_step(step + 1)
     model.eval()
-    tail = losses[-max(1, len(losses) // 10):]
-    return {"train_tokens": tokens, "final_train_loss": sum(tail) / len(tail), "wall_time_s": time.time() - t0}
+    def tail_mean(xs):
+        tail = xs[-max(1, len(xs) // 10):]
+        return sum(tail) / len(tail) if tail else None
+    return {"train_tokens": tokens, "final_train_loss": tail_mean(losses), "final_check_loss": tail_mean(checks),
+            "wall_time_s": time.time() - t0}
 
 
 @torch.no_grad()
@@ -140,7 +174,7 @@ def eval_losses(model: LlamaForCausalLM, corpus: Corpus, train: TrainConfig) -> 
         if corpus.mixture.kinds[kind] > 0:
             batch = corpus.batch(train.rows, train.seq_len, kind=kind)
             batch.pop("tokens")
-            out[kind] = float(packed_loss(model, batch))
+            out[kind] = float(packed_loss(model, batch)[0])
     return out
 
 
