@@ -186,6 +186,22 @@ def test_verifier_check_labels_sit_on_the_candidates_words_of_every_prompt():
     assert set(batch["input_ids"][checked].tolist()) <= digits
 
 
+def test_check_labels_that_do_not_fit_the_prompt_are_an_error_naming_the_task():
+    class Misaligned(type(TASKS["arith"])):
+        def check_labels(self, example, candidate):
+            return [0] * (len(candidate.split()) + 3)  # overruns the MC prompt's two closing words
+
+    task = Misaligned((), WORLD)
+    ex = task.example(WORLD.problems("arith", "train", limit=1)[0])
+    with pytest.raises(ValueError, match="organism/arith: .* check labels for a verifier prompt of"):
+        task.verifier_check_labels("mc", ex, task.gold_completion(ex))
+    corpus = Corpus(WORLD, TASKS, build_tokenizer(WORLD.config).get_vocab(), get_preset("tiny").mixture,
+                    {t: CandidatePool(TASKS[t], [{"problem": p, "completion": "1 2", "u": 0}
+                                                 for p in WORLD.problems(t, "train", limit=5)]) for t in TASKS})
+    with pytest.raises(ValueError, match="2 check labels for a prompt of 1 tokens"):
+        corpus._doc("arith", "1", [0, 0])
+
+
 def test_the_check_head_trains_beside_the_lm_and_is_dropped():
     """``TrainConfig.check_weight`` > 0 trains a check head on the check labels (its loss reported) whose
     gradient reaches the model, and the model keeps the same weights (the head is not saved); 0 trains the LM

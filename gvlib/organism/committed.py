@@ -1,8 +1,8 @@
 """[organism] Tables too slow for ``make book``, kept in the repository with the digest of the code that made them.
 
-The seed table (:mod:`gvlib.organism.seeds`: four claim chapters on several families, about half an hour on
-two cores) and the MC probe (:mod:`gvlib.organism.probe`: fresh verifiers trained per probe, about eight
-minutes) depend on the preset and the code alone, not on the family that a build trains. Their commands
+The seed table (:mod:`gvlib.organism.seeds`: four claim chapters on several families) and the MC probe
+(:mod:`gvlib.organism.probe`: fresh verifiers trained per probe) take longer than a build should, and depend on
+the preset and the code alone, not on the family that a build trains. Their commands
 write ``book/data/<folder>/<preset>.json`` (:func:`table_path`), stamped (:func:`stamp`) with the preset, its
 key and the digest of the code they ran on; the organism page renders the committed file and marks it STALE
 (:func:`stale_reason`) when it is missing or the code or the preset has changed since.

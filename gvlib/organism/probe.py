@@ -18,7 +18,8 @@ verdict lacked. Every model gets the same training length.
 
     python -m gvlib.organism.probe --preset default
 
-trains the models (about 8 minutes on two cores) and writes the table to ``book/data/organism_probe/<preset>.json``
+trains the models (minutes; the README's diagnostics paragraph says how long) and writes the table to
+``book/data/organism_probe/<preset>.json``
 (:func:`table_path`), stamped with the digest of the code it ran on (:func:`code_digest`); the organism page
 renders the committed table and marks it STALE when that code or the preset has changed
 (:mod:`gvlib.organism.committed`). The probe never reads a build's family, so ``make book`` does not rerun it.

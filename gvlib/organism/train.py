@@ -54,10 +54,9 @@ class TrainConfig:
     the words before it decide?); it is dropped when training ends, so a member is a plain Llama and
     every verifier reads it as the paper's do (App. E). Without it a one-word MC verdict about a grid with
     one wrong cell stays at chance at every size tried: 16 checks to learn from one supervised word. With it,
-    a model trained on MC documents alone learns the verdict (``python -m gvlib.organism.probe``) after tens
-    of thousands of verdicts; in the family's mix of documents, where MC verdicts about Sudoku are a few
-    percent of the documents, it did not (see the README); the presets train on the language-model loss
-    alone (0)."""
+    a model trained on MC documents alone learns the verdict (``python -m gvlib.organism.probe``); in the
+    family's mix of documents, where MC verdicts about Sudoku are a few percent of the documents, it did not
+    (the README's diagnostics paragraph); the presets train on the language-model loss alone (0)."""
 
     rows: int = 16
     seq_len: int = 256
@@ -120,9 +119,9 @@ def packed_loss(model: LlamaForCausalLM, batch: dict[str, torch.Tensor],
 def train_model(model: LlamaForCausalLM, corpus: Corpus, spec: ModelSpec, train: TrainConfig,
                 desc: str = "", on_step: Callable[[int], None] | None = None) -> dict:
     """Train ``model`` on ``corpus`` for ``spec.steps`` steps (AdamW, warmup + cosine), with the check head of
-    :class:`TrainConfig` when ``train.check_weight`` > 0; returns stats (the final LM loss, the mean over the last tenth
-    of the steps, and the final check loss, the same over the steps whose batch had check labels; None
-    without a check head).
+    :class:`TrainConfig` when ``train.check_weight`` > 0; returns stats (the final LM loss, the mean over the
+    last tenth of the steps, and the final check loss, the same over the steps whose batch had check labels;
+    None without a check head).
 
     ``on_step(step)`` is called after every optimizer step (the seed stage samples checkpoints there).
     """
