@@ -154,24 +154,29 @@ def test_check_labels_mark_each_word_that_breaks_a_rule_already_decided():
     assert arith.check_labels(ex, pads + "7 2 2 4 answer 3") == [-1] * (arith.width - 4) + [0, 0, 1, 0, -1, 1]
 
 
-def test_verifier_check_labels_sit_on_the_candidates_words_of_every_prompt():
-    """One label per word of the verifier prompt; the shown candidates' labels at their words (both, in a
-    tournament), -1 elsewhere; and a corpus batch carries them at the same tokens."""
-    task = TASKS["sudoku"]
-    ex = task.example(WORLD.problems("sudoku", "train", limit=1)[0])
-    a, b = task.near_miss(ex, np.random.default_rng(0)), task.gold_completion(ex)
-    for method in VERIFIER_METHODS:
-        words = task.verifier_prompt(method, ex, a, b).split()
-        labels = task.verifier_check_labels(method, ex, a, b)
-        assert len(labels) == len(words)
-        start = words.index("=") + 1
-        assert labels[:start] == [-1] * start and labels[start:start + len(a.split())] == task.check_labels(ex, a)
-        rest = labels[start + len(a.split()):]
-        if method == "tournament":
-            start_b = words.index("B:") + 1
-            assert labels[start_b:start_b + len(b.split())] == task.check_labels(ex, b)
-            rest = labels[start_b + len(b.split()):]
-        assert set(rest) == {-1} and all(w.isdigit() for w, lab in zip(words, labels) if lab >= 0)
+def test_verifier_check_labels_are_the_running_or_of_the_candidates_checks_carried_to_the_verdict():
+    """One label per word of the verifier prompt: at the shown candidate's words, whether a checked word so far
+    broke a rule (-1 before the first); after a pointwise candidate, its final value up to the verdict; -1 on
+    the problem and, in a tournament, outside its two solutions. A corpus batch carries them at the same tokens."""
+    task, rng = TASKS["sudoku"], np.random.default_rng(0)
+    for ex in (task.example(p) for p in WORLD.problems("sudoku", "train", limit=5)):
+        a, b = task.near_miss(ex, rng), task.gold_completion(ex)
+        local = task.check_labels(ex, a)
+        first_bad = local.index(1)
+        running = [int(i >= first_bad) for i in range(len(local))]  # a grid's first word is a cell: checked
+        for method in VERIFIER_METHODS:
+            words = task.verifier_prompt(method, ex, a, b).split()
+            labels = task.verifier_check_labels(method, ex, a, b)
+            assert len(labels) == len(words)
+            start, end = words.index("=") + 1, words.index("=") + 1 + len(a.split())
+            assert labels[:start] == [-1] * start and labels[start:end] == running, (local, labels[start:end])
+            if method == "tournament":
+                start_b = words.index("B:") + 1
+                assert labels[end:start_b] == [-1, -1] and labels[start_b:start_b + len(b.split())] == [0] * len(b.split())
+                assert set(labels[start_b + len(b.split()):]) == {-1}
+            else:
+                assert labels[end:] == [1] * (len(words) - end)  # the near miss is wrong, up to the verdict
+        assert task.verifier_check_labels("mc", ex, b)[-1] == 0 and task.verifier_check_labels("mc", ex, "1 2")[-1] == -1
     vocab = build_tokenizer(WORLD.config).get_vocab()
     pools = {t: CandidatePool(TASKS[t], [{"problem": p, "completion": "1 2", "u": 0}
                                          for p in WORLD.problems(t, "train", limit=20)]) for t in TASKS}
@@ -180,20 +185,20 @@ def test_verifier_check_labels_sit_on_the_candidates_words_of_every_prompt():
     assert len(checks) == len(ids) and mask[-1] == 1 and checks[0] == checks[-1] == -1
     batch = corpus.batch(8, 256)
     checked = batch["check_labels"] >= 0
-    assert checked.any() and (batch["labels"][checked] == -100).all()  # candidates' words: checked, not generated
+    assert checked.any() and (batch["labels"][checked] == -100).all()  # prompt words: checked, not generated
     assert set(batch["check_labels"].unique().tolist()) <= {-1, 0, 1}
-    digits = {vocab[str(d)] for d in range(10)}
-    assert set(batch["input_ids"][checked].tolist()) <= digits
+    assert set(batch["input_ids"][checked].tolist()) <= {vocab[w] for w in [str(d) for d in range(10)] + ["|", "answer"]
+                                                         + ["mc", "cotb", "cots", "Judge:", "Judgement:"]}
 
 
-def test_check_labels_that_do_not_fit_the_prompt_are_an_error_naming_the_task():
+def test_check_labels_that_do_not_fit_the_candidate_are_an_error_naming_the_task():
     class Misaligned(type(TASKS["arith"])):
         def check_labels(self, example, candidate):
-            return [0] * (len(candidate.split()) + 3)  # overruns the MC prompt's two closing words
+            return [0] * (len(candidate.split()) + 1)
 
     task = Misaligned((), WORLD)
     ex = task.example(WORLD.problems("arith", "train", limit=1)[0])
-    with pytest.raises(ValueError, match="organism/arith: .* check labels for a verifier prompt of"):
+    with pytest.raises(ValueError, match="organism/arith: check_labels gave .* labels for a candidate of"):
         task.verifier_check_labels("mc", ex, task.gold_completion(ex))
     corpus = Corpus(WORLD, TASKS, build_tokenizer(WORLD.config).get_vocab(), get_preset("tiny").mixture,
                     {t: CandidatePool(TASKS[t], [{"problem": p, "completion": "1 2", "u": 0}

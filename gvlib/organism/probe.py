@@ -4,7 +4,7 @@ One supervised word per MC document has to say whether any of sixteen cells brea
 everything else away. For each *probe* (an error density and a check weight) it trains one fresh model, of
 the shape of the preset's middle member, on MC documents about Sudoku only: a fresh train problem's gold
 solution or, half the time, a wrong candidate of that density, the verdict its only target besides, with a
-check weight > 0, the per-cell check labels of the candidate (:class:`gvlib.organism.train.TrainConfig`).
+check weight > 0, the family's check labels (:class:`gvlib.organism.train.TrainConfig`).
 Then it asks the model, through the chapters' MC verifier (paper App. E: P(Correct) after ``Judge:``), about
 the gold solutions and wrong candidates of fresh train problems, of two kinds:
 

@@ -31,6 +31,16 @@ def _words(text: str) -> list[str]:
     return text.split()
 
 
+def _running_or(labels: Sequence[int]) -> list[int]:
+    """Per word: 1 once a checked word (label >= 0) was 1, 0 while every checked word so far was 0, -1 before
+    the first checked word."""
+    out, seen = [], -1
+    for label in labels:
+        seen = max(seen, label)
+        out.append(seen)
+    return out
+
+
 class OrganismTask(Task):
     """Shared prompt formats of the organism's tasks; subclasses define problems and checks."""
 
@@ -57,11 +67,11 @@ class OrganismTask(Task):
         """One label per word of ``candidate``: 1 where the word breaks a rule that the words before it
         (and the problem) already decide, 0 where it is checked and fine, -1 where nothing is checked.
 
-        Training's per-word check signal (:class:`gvlib.organism.train.TrainConfig` ``check_weight``): a
-        one-word verdict has to say whether any of many local checks fails, and a small model does not
-        learn that from the verdict alone (``python -m gvlib.organism.probe``); these labels train the
-        check at each word, where it is local, so the verdict has only to gather them. A task whose check
-        is not local (recalling a fact) checks nothing here."""
+        The local half of training's check signal (:class:`gvlib.organism.train.TrainConfig` ``check_weight``;
+        :meth:`verifier_check_labels` gathers them into the check head's targets): a one-word verdict has to
+        say whether any of many local checks fails, and a small model does not learn that from the verdict
+        alone (``python -m gvlib.organism.probe``). A task whose check is not local (recalling a fact) checks
+        nothing here."""
         return [-1] * len(_words(candidate))
 
     # -- generation ---------------------------------------------------------------------------
@@ -86,15 +96,27 @@ class OrganismTask(Task):
         return f"{shown} {head} Judgement:"
 
     def verifier_check_labels(self, method: str, example: Example, candidate: str, other: str | None = None) -> list[int]:
-        """:meth:`check_labels` of the candidates shown, one label per word of :meth:`verifier_prompt`."""
-        prompt = self.verifier_prompt(method, example, candidate, other)  # validates method and other
-        labels = [-1] * len(_words(self.generation_prompt(example))) + self.check_labels(example, candidate)
+        """The check head's targets, one per word of :meth:`verifier_prompt`: at each word of a shown candidate,
+        whether the candidate has broken a rule by that word (the running OR of its :meth:`check_labels`, -1
+        before its first checked word); after a pointwise method's candidate, its final value at each
+        remaining word of the prompt, up to the one the verdict is written after; -1 elsewhere (the problem,
+        and a tournament's words between and after its two solutions).
+
+        A one-word verdict has to gather every local check of the candidate: the running OR trains that
+        gathering word by word, and the words before the verdict carry its result (the README's diagnostics
+        paragraph says what each part does alone)."""
+        n = len(_words(self.verifier_prompt(method, example, candidate, other)))  # validates method and other
+        labels = [-1] * len(_words(self.generation_prompt(example))) + self._running_checks(example, candidate)
         if method == "tournament":
-            labels += [-1, -1] + self.check_labels(example, other)  # "<head> B:" before solution B
-        labels += [-1] * (len(_words(prompt)) - len(labels))
-        if len(labels) != len(_words(prompt)):
-            raise ValueError(f"{self.name}: {len(labels)} check labels for a verifier prompt of {len(_words(prompt))} words")
-        return labels
+            labels += [-1, -1] + self._running_checks(example, other)  # "<head> B:" before solution B
+            return labels + [-1] * (n - len(labels))
+        return labels + labels[-1:] * (n - len(labels))
+
+    def _running_checks(self, example: Example, candidate: str) -> list[int]:
+        labels, words = self.check_labels(example, candidate), _words(candidate)
+        if len(labels) != len(words):
+            raise ValueError(f"{self.name}: check_labels gave {len(labels)} labels for a candidate of {len(words)} words")
+        return _running_or(labels)
 
     def verifier_target(self, method: str, example: Example, candidate: str, other: str | None = None) -> str:
         """What an exact verifier writes after ``verifier_prompt`` (the corpus' verification targets).

@@ -49,14 +49,16 @@ class TrainConfig:
     """Batch shape and schedule shared by the family: ``rows`` packed rows of ``seq_len`` tokens.
 
     ``check_weight``: the weight of the check loss beside the language-model loss. A linear *check head*
-    reads the last hidden state at each word of a verification document's candidate and is trained on
-    its check label (:meth:`gvlib.organism.tasks.OrganismTask.check_labels`: does this word break a rule
-    the words before it decide?); it is dropped when training ends, so a member is a plain Llama and
-    every verifier reads it as the paper's do (App. E). Without it a one-word MC verdict about a grid with
-    one wrong cell stays at chance at every size tried: 16 checks to learn from one supervised word. With it,
-    a model trained on MC documents alone learns the verdict (``python -m gvlib.organism.probe``); in the
-    family's mix of documents, where MC verdicts about Sudoku are a few percent of the documents, it did not
-    (the README's diagnostics paragraph); the presets train on the language-model loss alone (0)."""
+    reads the last hidden state at each labelled word of a verification document and is trained on its
+    label (:meth:`gvlib.organism.tasks.OrganismTask.verifier_check_labels`: has the candidate broken a rule
+    by this word? carried to the word the verdict follows); it is dropped when training ends, so a member
+    is a plain Llama and every verifier reads it as the paper's do (App. E). Without it no member learned
+    the one-word MC verdict about a grid with one wrong cell (one supervised word against sixteen checks;
+    ``python -m gvlib.organism.probe``). With it, single members trained in the family's mix learned the
+    verdict at some sizes and not at others, and lost most of their arithmetic (the README's diagnostics
+    paragraph), so the presets train on the language-model loss alone (0); the check head's parameters
+    would not be counted in the FLOPs.
+    """
 
     rows: int = 16
     seq_len: int = 256
