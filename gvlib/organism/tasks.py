@@ -103,8 +103,8 @@ class OrganismTask(Task):
         and a tournament's words between and after its two solutions).
 
         A one-word verdict has to gather every local check of the candidate: the running OR trains that
-        gathering word by word, and the words before the verdict carry its result (the README's diagnostics
-        paragraph says what each part does alone)."""
+        gathering word by word, and the words before the verdict carry its result (single members trained
+        with either half alone did not learn the verdict)."""
         n = len(_words(self.verifier_prompt(method, example, candidate, other)))  # validates method and other
         labels = [-1] * len(_words(self.generation_prompt(example))) + self._running_checks(example, candidate)
         if method == "tournament":
