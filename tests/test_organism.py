@@ -125,9 +125,9 @@ def test_near_misses_are_wrong_and_close():
 
 
 def test_check_labels_mark_each_word_that_breaks_a_rule_already_decided():
-    """Sudoku: a cell is 1 when its digit repeats an earlier cell of a unit or contradicts a given; arith: a
-    written sum is 1 when it is not the previous written sum plus the digit; separators, pads, unreadable
-    candidates and facts: -1. A gold solution has no 1, a near miss at least one; labels align with words."""
+    """Sudoku: a cell is 1 when its digit repeats an earlier cell of a unit or contradicts a given; separators,
+    unreadable candidates, arith and facts: -1. A gold solution has no 1, a near miss at least one; labels
+    align with words."""
     rng = np.random.default_rng(1)
     for name, task in TASKS.items():
         for problem in WORLD.problems(name, "train", limit=100):
@@ -135,13 +135,13 @@ def test_check_labels_mark_each_word_that_breaks_a_rule_already_decided():
             for cand in (task.gold_completion(ex), task.near_miss(ex, rng), "1 2"):
                 labels = task.check_labels(ex, cand)
                 assert len(labels) == len(cand.split()) and set(labels) <= {-1, 0, 1}
-                if name == "facts" or cand == "1 2":
+                if name != "sudoku" or cand == "1 2":
                     assert set(labels) == {-1}
                     continue
                 assert (1 in labels) == (task.score(ex, cand) == 0), (cand, labels)
                 checked = [w for w, lab in zip(cand.split(), labels) if lab >= 0]
-                assert all(w.isdigit() for w in checked) and len(checked) == (16 if name == "sudoku" else len(ex.meta["digits"]) + 1)
-    sudoku, arith = TASKS["sudoku"], TASKS["arith"]
+                assert all(w.isdigit() for w in checked) and len(checked) == 16
+    sudoku = TASKS["sudoku"]
     ex = next(sudoku.example(p) for p in WORLD.problems("sudoku", "train", limit=100) if p[0] and not p[1])
     gold = sudoku.gold_completion(ex).split()
     swapped = [gold[1], gold[0]] + gold[2:]  # the first cell now contradicts its given; the second repeats nothing before it
@@ -149,9 +149,6 @@ def test_check_labels_mark_each_word_that_breaks_a_rule_already_decided():
     assert labels[0] == 1 and labels[1] == 0 and labels[4] == -1
     glued = " ".join(swapped).replace(" | ", "|", 1)  # readable, but not one word per cell: no label can be placed
     assert sudoku.extract(glued) is not None and set(sudoku.check_labels(ex, glued)) == {-1}
-    ex = arith.example((7, 5, 9, 2))
-    pads = ". " * (arith.width - 4)
-    assert arith.check_labels(ex, pads + "7 2 2 4 answer 3") == [-1] * (arith.width - 4) + [0, 0, 1, 0, -1, 1]
 
 
 def test_verifier_check_labels_are_the_running_or_of_the_candidates_checks_carried_to_the_verdict():
@@ -192,13 +189,13 @@ def test_verifier_check_labels_are_the_running_or_of_the_candidates_checks_carri
 
 
 def test_check_labels_that_do_not_fit_the_candidate_are_an_error_naming_the_task():
-    class Misaligned(type(TASKS["arith"])):
+    class Misaligned(type(TASKS["sudoku"])):
         def check_labels(self, example, candidate):
             return [0] * (len(candidate.split()) + 1)
 
-    task = Misaligned((), WORLD)
-    ex = task.example(WORLD.problems("arith", "train", limit=1)[0])
-    with pytest.raises(ValueError, match="organism/arith: check_labels gave .* labels for a candidate of"):
+    task = Misaligned(())
+    ex = task.example(WORLD.problems("sudoku", "train", limit=1)[0])
+    with pytest.raises(ValueError, match="organism/sudoku: check_labels gave .* labels for a candidate of"):
         task.verifier_check_labels("mc", ex, task.gold_completion(ex))
     corpus = Corpus(WORLD, TASKS, build_tokenizer(WORLD.config).get_vocab(), get_preset("tiny").mixture,
                     {t: CandidatePool(TASKS[t], [{"problem": p, "completion": "1 2", "u": 0}
@@ -207,29 +204,37 @@ def test_check_labels_that_do_not_fit_the_candidate_are_an_error_naming_the_task
         corpus._doc("arith", "1", [0, 0])
 
 
-def test_the_check_head_trains_beside_the_lm_and_is_dropped():
-    """``TrainConfig.check_weight`` > 0 trains a check head on the check labels (its loss reported) whose
-    gradient reaches the model, and the model keeps the same weights (the head is not saved); 0 trains the LM
-    loss alone; a negative weight is refused."""
+def test_the_check_head_trains_beside_the_lm_for_its_share_of_the_steps_and_is_dropped():
+    """A member with ``check_weight`` > 0 trains a check head on the check labels (its loss reported) for its
+    first ``check_until`` share of the steps, and the language-model loss alone after them; the head's gradient
+    reaches the model, which keeps the same weights (the head is not saved); weight 0 trains the LM loss
+    alone; a negative weight, or a share outside (0, 1], is refused."""
     from gvlib.organism.corpus import Mixture
     from gvlib.organism.train import build_model, train_model
 
-    with pytest.raises(ValueError, match="check_weight"):
-        TrainConfig(check_weight=-1.0)
+    for bad in ({"check_weight": -1.0}, {"check_weight": 1.0, "check_until": 0.0}, {"check_until": 1.5}):
+        with pytest.raises(ValueError, match="model x: check_weight"):
+            ModelSpec("x", 32, 1, 2, 64, 4, **bad)
     tok = build_tokenizer(WORLD.config)
     pools = {t: CandidatePool(TASKS[t], [{"problem": p, "completion": "1 2", "u": 0}
                                          for p in WORLD.problems(t, "train", limit=20)]) for t in TASKS}
-    mixture = Mixture(kinds={"verify": 1.0}, methods={"mc": 1.0}, near_miss=1.0)
-    spec = ModelSpec("x", 32, 1, 2, 64, 3)
-    weights = {}
-    for weight in (0.0, 1.0):
+    mixture = Mixture(kinds={"verify": 1.0}, tasks={"sudoku": 1.0}, methods={"mc": 1.0}, near_miss=1.0)
+    states = {}
+    for weight, until in ((0.0, 1.0), (1.0, 1.0), (1.0, 0.5)):
+        spec = ModelSpec("x", 32, 1, 2, 64, 4, check_weight=weight, check_until=until)
+        assert spec.check_steps == {0.0: 0, 1.0: 4, 0.5: 2}[until if weight else 0.0]
         corpus = Corpus(WORLD, TASKS, tok.get_vocab(), mixture, pools, seed=0)
-        model = build_model(spec, tok, TrainConfig(rows=4, check_weight=weight), seed=0)
-        stats = train_model(model, corpus, spec, TrainConfig(rows=4, check_weight=weight))
+        model = build_model(spec, tok, TrainConfig(rows=4), seed=0)
+        seen = {}
+        stats = train_model(model, corpus, spec, TrainConfig(rows=4),
+                            on_step=lambda step: seen.__setitem__(step, {k: v.clone() for k, v in model.state_dict().items()}))
         assert (stats["final_check_loss"] is None) == (weight == 0) and stats["final_train_loss"] > 0
-        weights[weight] = {k: v.clone() for k, v in model.state_dict().items()}
-    assert weights[0.0].keys() == weights[1.0].keys()  # the head is not part of the saved model
-    assert any(not torch.equal(weights[0.0][k], weights[1.0][k]) for k in weights[0.0])  # but it trained the model
+        states[weight, until] = seen
+    def same(a, b):
+        return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # the head is not in the model
+    assert not same(states[0.0, 1.0][2], states[1.0, 1.0][2])  # the head trained the model
+    assert same(states[1.0, 0.5][2], states[1.0, 1.0][2])  # the same first two steps
+    assert not same(states[1.0, 0.5][4], states[1.0, 1.0][4])  # then the LM loss alone
 
 
 def test_facts_checker():

@@ -3,7 +3,7 @@
 A corpus is an endless, seeded stream of documents, each ``[BOS] prompt target [EOS]``, packed into
 fixed-length rows; the loss is taken on the target tokens only. Each document also carries the check
 labels of the candidates a verification document shows (:meth:`OrganismTask.check_labels`), which
-training reads only with a check head (:class:`gvlib.organism.train.TrainConfig` ``check_weight``).
+training reads only with a check head (:class:`gvlib.organism.train.ModelSpec` ``check_weight``).
 
 - ``know``   statements of the knowledge base (``know p012 city = rome p201 pet = owl …``), all facts,
              the test facts included (NQ facts are in a real pre-training corpus); loss on the values;

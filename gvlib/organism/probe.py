@@ -4,7 +4,7 @@ One supervised word per MC document has to say whether any of sixteen cells brea
 everything else away. For each *probe* (an error density and a check weight) it trains one fresh model, of
 the shape of the preset's middle member, on MC documents about Sudoku only: a fresh train problem's gold
 solution or, half the time, a wrong candidate of that density, the verdict its only target besides, with a
-check weight > 0, the family's check labels (:class:`gvlib.organism.train.TrainConfig`).
+check weight > 0, the family's check labels (:class:`gvlib.organism.train.ModelSpec`), for every step.
 Then it asks the model, through the chapters' MC verifier (paper App. E: P(Correct) after ``Judge:``), about
 the gold solutions and wrong candidates of fresh train problems, of two kinds:
 
@@ -107,7 +107,8 @@ def probe(preset: str = "default", *, probes: dict[str, tuple[tuple[int, int] | 
         with torch_threads(threads or training_threads()):
             corpus = Corpus(world, {"sudoku": task}, tokenizer.get_vocab(), MIXTURE, {"sudoku": pool}, seed=seed)
             model = build_model(spec, tokenizer, p.train, seed)
-            stats = train_model(model, corpus, spec, replace(p.train, check_weight=check_weight), desc=f"probe {name}")
+            probe_spec = replace(spec, check_weight=check_weight, check_until=1.0)
+            stats = train_model(model, corpus, probe_spec, p.train, desc=f"probe {name}")
             backend = HFBackend(model, tokenizer, batch_size=256)
             aucs = {}
             own = near if cells is None else asked(task)

@@ -67,11 +67,12 @@ class OrganismTask(Task):
         """One label per word of ``candidate``: 1 where the word breaks a rule that the words before it
         (and the problem) already decide, 0 where it is checked and fine, -1 where nothing is checked.
 
-        The local half of training's check signal (:class:`gvlib.organism.train.TrainConfig` ``check_weight``;
+        The local half of training's check signal (:class:`gvlib.organism.train.ModelSpec` ``check_weight``;
         :meth:`verifier_check_labels` gathers them into the check head's targets): a one-word verdict has to
         say whether any of many local checks fails, and a small model does not learn that from the verdict
-        alone (``python -m gvlib.organism.probe``). A task whose check is not local (recalling a fact) checks
-        nothing here."""
+        alone (``python -m gvlib.organism.probe``). Only Sudoku, the task of the chapters' MC verdicts, checks
+        here: a task whose check is not local (recalling a fact) has nothing to label, and members trained with
+        arithmetic labels as well learned no arithmetic verdict from them."""
         return [-1] * len(_words(candidate))
 
     # -- generation ---------------------------------------------------------------------------
@@ -311,18 +312,6 @@ class ArithTask(OrganismTask):
             ok = sums[k] == (d if k == 0 else (sums[k - 1] + d) % 10)
             out.append(str(sums[k]) if ok else "bad")
         return out + ["answer", str(answer) if answer == sums[-1] else "bad"]
-
-    def check_labels(self, example: Example, candidate: str) -> list[int]:
-        """Each written sum: 1 when it is not the previous written sum plus the problem's digit (the
-        :meth:`checks` rule), else 0; the answer: 1 when it is not the last sum; pads, ``answer`` and
-        unreadable candidates: -1."""
-        digits, parsed = example.meta["digits"], _parse_sums(candidate)
-        words = _words(candidate)
-        if parsed is None or parsed[0] != len(self._pads(digits)) or len(parsed[1]) != len(digits):
-            return [-1] * len(words)
-        pads, sums, answer = parsed
-        steps = [int(sums[k] != (d if k == 0 else (sums[k - 1] + d) % 10)) for k, d in enumerate(digits)]
-        return [-1] * pads + steps + [-1, int(answer != sums[-1])]
 
 
 def _digit(w: str) -> bool:

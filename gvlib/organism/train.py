@@ -2,7 +2,7 @@
 
 FLOPs are the usual 6·N·D with N the NON-EMBEDDING parameters (embeddings are tied to the LM head)
 and D the real (non-pad) tokens the model was trained on, prompt tokens included (paper §4 counts
-pre-training FLOPs the same way; the optional check head of :class:`TrainConfig`, hidden + 1
+pre-training FLOPs the same way; a member's optional check head (:class:`ModelSpec`), hidden + 1
 parameters, is not counted). A model is written into a temporary directory and moved into place
 with ``os.replace`` only once its ``manifest.json`` is written, so a half-written model is never loaded.
 """
@@ -27,7 +27,19 @@ from gvlib.organism.corpus import Corpus
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One family member: shape and training length (lr ~1e-3 suits these sizes)."""
+    """One family member: shape, training length (lr ~1e-3 suits these sizes) and check head.
+
+    ``check_weight``: the weight of the check loss beside the language-model loss, trained for the first
+    ``check_until`` share of the steps. A linear *check head* reads the last hidden state at each labelled
+    word of a verification document and is trained on its label
+    (:meth:`gvlib.organism.tasks.OrganismTask.verifier_check_labels`: has the candidate broken a rule by this
+    word? carried to the word the verdict follows); it is dropped when training ends, so a member is a plain
+    Llama and every verifier reads it as the paper's do (App. E). Without it no member learned the one-word
+    MC verdict about a grid with one wrong cell (one supervised word against sixteen checks;
+    ``python -m gvlib.organism.probe``). Trained to the end, it slowed everything else the member learns (the
+    arithmetic, learned last, not at all); stopped halfway, the language-model loss catches up and the
+    verdict, written by the LM head, stays (the README's diagnostics paragraph has the measurements).
+    """
 
     name: str
     hidden: int
@@ -36,29 +48,27 @@ class ModelSpec:
     intermediate: int
     steps: int
     lr: float = 1e-3
+    check_weight: float = 0.0
+    check_until: float = 1.0
 
     def __post_init__(self):
         if self.hidden % self.heads:
             raise ValueError(f"model {self.name}: hidden={self.hidden} is not a multiple of heads={self.heads}")
         if min(self.hidden, self.layers, self.heads, self.intermediate, self.steps) < 1 or not self.lr > 0:
             raise ValueError(f"model {self.name}: sizes, steps and lr must be positive: {self}")
+        if not self.check_weight >= 0 or not 0 < self.check_until <= 1:
+            raise ValueError(f"model {self.name}: check_weight={self.check_weight} must be >= 0 and "
+                             f"check_until={self.check_until} a share of the steps in (0, 1]")
+
+    @property
+    def check_steps(self) -> int:
+        """How many of the first steps train the check head (0 without one)."""
+        return math.ceil(self.check_until * self.steps) if self.check_weight > 0 else 0
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Batch shape and schedule shared by the family: ``rows`` packed rows of ``seq_len`` tokens.
-
-    ``check_weight``: the weight of the check loss beside the language-model loss. A linear *check head*
-    reads the last hidden state at each labelled word of a verification document and is trained on its
-    label (:meth:`gvlib.organism.tasks.OrganismTask.verifier_check_labels`: has the candidate broken a rule
-    by this word? carried to the word the verdict follows); it is dropped when training ends, so a member
-    is a plain Llama and every verifier reads it as the paper's do (App. E). Without it no member learned
-    the one-word MC verdict about a grid with one wrong cell (one supervised word against sixteen checks;
-    ``python -m gvlib.organism.probe``). With it, single members trained in the family's mix learned the
-    verdict at some sizes and not at others, and lost most of their arithmetic (the README's diagnostics
-    paragraph), so the presets train on the language-model loss alone (0); the check head's parameters
-    would not be counted in the FLOPs.
-    """
+    """Batch shape and schedule shared by the family: ``rows`` packed rows of ``seq_len`` tokens."""
 
     rows: int = 16
     seq_len: int = 256
@@ -66,11 +76,6 @@ class TrainConfig:
     min_lr_frac: float = 0.1
     weight_decay: float = 0.01
     max_positions: int = 512
-    check_weight: float = 0.0
-
-    def __post_init__(self):
-        if not self.check_weight >= 0:
-            raise ValueError(f"TrainConfig.check_weight={self.check_weight}: must be >= 0")
 
 
 def build_model(spec: ModelSpec, tokenizer: PreTrainedTokenizerFast, train: TrainConfig, seed: int) -> LlamaForCausalLM:
@@ -121,13 +126,13 @@ def packed_loss(model: LlamaForCausalLM, batch: dict[str, torch.Tensor],
 def train_model(model: LlamaForCausalLM, corpus: Corpus, spec: ModelSpec, train: TrainConfig,
                 desc: str = "", on_step: Callable[[int], None] | None = None) -> dict:
     """Train ``model`` on ``corpus`` for ``spec.steps`` steps (AdamW, warmup + cosine), with the check head of
-    :class:`TrainConfig` when ``train.check_weight`` > 0; returns stats (the final LM loss, the mean over the
-    last tenth of the steps, and the final check loss, the same over the steps whose batch had check labels;
-    None without a check head).
+    :class:`ModelSpec` for its first ``spec.check_steps``; returns stats (the final LM loss, the mean over the
+    last tenth of the steps, and the final check loss, the same over the check head's steps whose batch had
+    check labels; None without a check head).
 
     ``on_step(step)`` is called after every optimizer step (the seed stage samples checkpoints there).
     """
-    check_head = torch.nn.Linear(model.config.hidden_size, 1) if train.check_weight > 0 else None
+    check_head = torch.nn.Linear(model.config.hidden_size, 1) if spec.check_steps else None
     params = list(model.parameters()) + (list(check_head.parameters()) if check_head is not None else [])
     opt = torch.optim.AdamW(params, lr=spec.lr, betas=(0.9, 0.95), weight_decay=train.weight_decay,
                             foreach=True)  # one multi-tensor update (see packed_loss for the speed-up)
@@ -146,9 +151,9 @@ def train_model(model: LlamaForCausalLM, corpus: Corpus, spec: ModelSpec, train:
     for step in bar:
         batch = corpus.batch(train.rows, train.seq_len)
         tokens += batch.pop("tokens")
-        loss, check = packed_loss(model, batch, check_head)
+        loss, check = packed_loss(model, batch, check_head if step < spec.check_steps else None)
         opt.zero_grad(set_to_none=True)
-        (loss if check is None else loss + train.check_weight * check).backward()
+        (loss if check is None else loss + spec.check_weight * check).backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
