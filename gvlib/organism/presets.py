@@ -15,9 +15,10 @@ The ``default`` family: heads 32 wide at every size (narrower heads did not lear
 four layers (two-layer members did not learn to write a valid grid), and training lengths that give the
 family three e-folds of FLOPs, from members that solve the easiest puzzles to ones that solve most (the
 organism page shows what this build's family learned; the README's Speed section, how long it trains). The
-largest member trains a check head for its first half (:class:`gvlib.organism.train.ModelSpec`): that gave
-it the one-word MC verdict, and cost it nothing else the chapters measure; the smaller members learned no
-reliable verdict with one and lost their arithmetic (the README's diagnostics paragraph).
+largest member trains a check head for its first half (:class:`gvlib.organism.train.ModelSpec`): on some
+training seeds that gives it the one-word MC verdict, at some cost to its Sudoku and CoT verdicts; the
+smaller members learned no reliable verdict with one and lost their arithmetic (the README's diagnostics
+paragraph and the organism page say what this build's family learned).
 """
 from __future__ import annotations
 
