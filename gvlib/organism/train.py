@@ -36,9 +36,10 @@ class ModelSpec:
     word? carried to the word the verdict follows); it is dropped when training ends, so a member is a plain
     Llama and every verifier reads it as the paper's do (App. E). Without it no member learned the one-word
     MC verdict about a grid with one wrong cell (one supervised word against sixteen checks;
-    ``python -m gvlib.organism.probe``). Trained to the end, it slowed everything else the member learns (the
-    arithmetic, learned last, not at all); stopped halfway, the language-model loss catches up and the
-    verdict, written by the LM head, stays (the README's diagnostics paragraph has the measurements).
+    ``python -m gvlib.organism.probe``). Its gradient is as large as the language-model loss's: at full weight
+    to the end, it slowed everything else the member learns (the arithmetic, learned last, not at all).
+    Stopped early, or at a lower weight, the language-model loss catches up and the verdict, written by the
+    LM head, stays (the README's diagnostics paragraph has the measurements).
     """
 
     name: str
