@@ -74,8 +74,9 @@ def preset_path(notebook: str, preset: str) -> Path | None:
     return path
 
 
-#: Files in the repository a page reads besides the cache: a new seed table re-executes the organism page.
-DATA_INPUTS = {"organism": REPO_ROOT / "book" / "data" / "organism_seeds"}
+#: Folders of committed tables a page reads besides the cache: a new seed table or MC probe table
+#: re-executes the organism page.
+DATA_INPUTS = {"organism": (REPO_ROOT / "book" / "data" / "organism_seeds", REPO_ROOT / "book" / "data" / "organism_probe")}
 
 
 def _inputs_key(notebook: str, preset: Path | None, overrides: dict | None = None) -> str:
@@ -87,8 +88,8 @@ def _inputs_key(notebook: str, preset: Path | None, overrides: dict | None = Non
     for path in [NOTEBOOK_DIR / f"{notebook}.ipynb", *([preset] if preset is not None else [])]:
         h.update(path.relative_to(REPO_ROOT).as_posix().encode())
         h.update(path.read_bytes())
-    for path in sorted(DATA_INPUTS[notebook].glob("*.json")) if notebook in DATA_INPUTS else []:
-        h.update(path.name.encode())
+    for path in sorted(p for folder in DATA_INPUTS.get(notebook, ()) for p in folder.glob("*.json")):
+        h.update(path.relative_to(path.parent.parent).as_posix().encode())
         h.update(path.read_bytes())
     modules = [".".join(p.relative_to(REPO_ROOT).with_suffix("").parts).removesuffix(".__init__")
                for p in sorted((REPO_ROOT / "gvlib").rglob("*.py"))]

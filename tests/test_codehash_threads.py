@@ -97,14 +97,24 @@ def test_the_books_notebooks_are_keyed_by_gvlibs_code_digest(monkeypatch):
     assert build._inputs_key("definitions", None) != key
 
 
-def test_a_new_seed_table_re_executes_the_organism_page(tmp_path, monkeypatch):
-    """The organism page renders book/data/organism_seeds/*.json: a regenerated table must re-execute it."""
+def test_a_new_seed_or_probe_table_re_executes_the_organism_page(tmp_path, monkeypatch):
+    """The organism page renders book/data/organism_seeds/*.json and book/data/organism_probe/*.json: a
+    regenerated table of either kind must re-execute it, and the same file in the other folder is another input."""
     from gvlib import build
 
-    monkeypatch.setitem(build.DATA_INPUTS, "organism", tmp_path)
-    before = build._inputs_key("organism", None)
-    (tmp_path / "default.json").write_text('{"seeds": [0, 1, 2]}')
-    after = build._inputs_key("organism", None)
-    assert after != before and build._inputs_key("definitions", None) == build._inputs_key("definitions", None)
-    (tmp_path / "default.json").write_text('{"seeds": [0, 1]}')
-    assert build._inputs_key("organism", None) != after
+    seeds, probe = tmp_path / "organism_seeds", tmp_path / "organism_probe"
+    seeds.mkdir(), probe.mkdir()
+    monkeypatch.setitem(build.DATA_INPUTS, "organism", (seeds, probe))
+    definitions = build._inputs_key("definitions", None)
+    keys = [build._inputs_key("organism", None)]
+    (seeds / "default.json").write_text('{"seeds": [0, 1, 2]}')
+    keys.append(build._inputs_key("organism", None))
+    (seeds / "default.json").write_text('{"seeds": [0, 1]}')
+    keys.append(build._inputs_key("organism", None))
+    (probe / "default.json").write_text('{"rows": []}')
+    keys.append(build._inputs_key("organism", None))
+    (seeds / "default.json").unlink()
+    (probe / "default.json").write_text('{"seeds": [0, 1]}')  # the third key's file, in the probe's folder
+    keys.append(build._inputs_key("organism", None))
+    assert len(set(keys)) == len(keys)
+    assert build._inputs_key("definitions", None) == definitions

@@ -17,9 +17,10 @@ family three e-folds of FLOPs, from members that solve the easiest puzzles to on
 organism page shows what this build's family learned; the README's Speed section, how long it trains). The
 largest member trains a check head (:class:`gvlib.organism.train.ModelSpec`) at half the language-model
 loss's weight for its first 65% of steps, which gave it the one-word MC verdict on each of three training
-seeds without taking its arithmetic; at full weight, or for half the steps, the verdict was seed-dependent and
-cost the arithmetic or the CoT verdict. The smaller members learned no reliable verdict with one and lost their
-arithmetic (the README's diagnostics paragraph and the organism page say what this build's family learned).
+seeds without taking its arithmetic; at full weight, the verdict formed on two seeds of three in half the
+steps, and in 65% of them cost the arithmetic and some of the CoT verdict. The smaller members learned no
+reliable verdict with one and lost their arithmetic (the README's diagnostics paragraph and the organism page
+say what this build's family learned).
 """
 from __future__ import annotations
 
