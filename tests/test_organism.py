@@ -73,6 +73,22 @@ def test_members_trained_in_parallel_equal_those_trained_in_turn(family_run, tmp
         assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours), m.name
 
 
+def test_a_member_retrained_alone_equals_the_one_its_family_trained(family_run, tmp_path, monkeypatch):
+    """A member retrained alone, with two threads to spare, trains on one as in the family's build: the thread
+    count changes floating-point sums (a member of this size trained on two threads differs in its weights)."""
+    import shutil
+    from safetensors.torch import load_file
+    preset, out, _, _ = family_run
+    alone = tmp_path / "alone"
+    shutil.copytree(out, alone)
+    shutil.rmtree(alone / "b")
+    monkeypatch.setenv("GVLIB_THREADS", "2")
+    family = ensure_family(preset, alone)
+    assert family.trained_now == ["b"]
+    ours, theirs = load_file(alone / "b" / "model.safetensors"), load_file(out / "b" / "model.safetensors")
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
 # -- tasks and checkers ------------------------------------------------------------------------
 def test_sudoku_grids_and_checker():
     grids = all_sudoku_grids()

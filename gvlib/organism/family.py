@@ -11,9 +11,10 @@ member's key (hash of the preset's config and of the training code, ``presets.co
 anything else (a stopped run, a half-written or stale directory) is retrained. Models are written to a temp dir and moved into place
 (:func:`gvlib.organism.train.save_atomic`). A file lock serialises concurrent builds of one directory.
 
-Members train in parallel, one process each (largest first), with the training threads split between
-them: a tiny model uses a second thread poorly, so two members on one thread each finish sooner than
-one after the other on two.
+Members train in parallel, one process each (largest first), as many at once as there are training
+threads, each on one thread: a tiny model uses a second thread poorly, so two members on one thread each
+finish sooner than one after the other on two; and the thread count changes a member's floating-point
+sums, so a member retrained alone gets one thread too, and is the member a whole family's build trains.
 """
 from __future__ import annotations
 
@@ -122,7 +123,7 @@ def _build(preset: Preset, out: Path, on_model_done) -> Family:
         _train_in_processes(preset, out, todo, workers, report_in_order)
     else:
         for spec in todo:
-            report_in_order(*_train_member(preset, out, spec, None))
+            report_in_order(*_train_member(preset, out, spec))
 
     family = {
         "preset": preset.name, "key": preset.key(), "code_version": code_version(), "world": preset.world.to_dict(),
@@ -138,7 +139,6 @@ def _train_in_processes(preset: Preset, out: Path, todo: list, workers: int, don
     largest member first, ``done(name, manifest)`` as each finishes. A fresh interpreter per member,
     not a ``multiprocessing`` pool, so the caller's script is never re-imported; a failed member
     stops the others and raises."""
-    threads = max(1, training_threads() // workers)
     queue = sorted(todo, key=lambda s: s.hidden ** 2 * s.layers * s.steps, reverse=True)
     running: dict[str, subprocess.Popen] = {}
     with tempfile.TemporaryDirectory(dir=out, prefix=".tmp-jobs-") as jobs:
@@ -147,7 +147,7 @@ def _train_in_processes(preset: Preset, out: Path, todo: list, workers: int, don
                 while queue and len(running) < workers:
                     spec = queue.pop(0)
                     job = Path(jobs) / f"{spec.name}.pkl"
-                    job.write_bytes(pickle.dumps((preset, out, spec, threads)))
+                    job.write_bytes(pickle.dumps((preset, out, spec)))
                     running[spec.name] = subprocess.Popen([sys.executable, "-m", "gvlib.organism", "--worker", str(job)])
                 time.sleep(0.2)
                 for name, proc in list(running.items()):
@@ -165,8 +165,8 @@ def _train_in_processes(preset: Preset, out: Path, todo: list, workers: int, don
 
 def train_member_job(job: str | Path) -> None:
     """The worker side of :func:`_train_in_processes`: train the member a job file describes."""
-    preset, out, spec, threads = pickle.loads(Path(job).read_bytes())
-    _train_member(preset, out, spec, threads)
+    preset, out, spec = pickle.loads(Path(job).read_bytes())
+    _train_member(preset, out, spec)
 
 
 def _pools(preset: Preset, out: Path):
@@ -179,13 +179,13 @@ def _pools(preset: Preset, out: Path):
     return world, tokenizer, tasks, pools
 
 
-def _train_member(preset: Preset, out: Path, spec, threads: int | None) -> tuple[str, dict]:
-    """Train one member from the cached seed stage and save it; returns (name, manifest).
+def _train_member(preset: Preset, out: Path, spec) -> tuple[str, dict]:
+    """Train one member from the cached seed stage, on one thread, and save it; returns (name, manifest).
 
     Runs in the calling process or in a worker process: a member's weights depend only on the preset,
-    its spec and the seed stage, not on which process or how many threads train it."""
+    its spec and the seed stage, not on which process trains it or how many members train beside it."""
     world, tokenizer, tasks, pools = _pools(preset, out)
-    with torch_threads(threads):
+    with torch_threads(1):
         corpus = Corpus(world, tasks, tokenizer.get_vocab(), preset.mixture, pools, seed=preset.seed)
         model = build_model(spec, tokenizer, preset.train, preset.seed)
         stats = train_model(model, corpus, spec, preset.train, desc=spec.name)
