@@ -1,14 +1,17 @@
 """[speed] torch's CPU threads, set in one place for training, sampling and the benchmark.
 
-- training the organism's matmul-bound steps gains from every core, so it uses them all
-  (:func:`training_threads`); ``$GVLIB_THREADS`` overrides that, e.g. on a machine shared with
-  other jobs, where OpenMP threads that wait for descheduled siblings run many times slower;
+- training the organism uses every core (:func:`training_threads`): the seed stage on all of them, the
+  members as that many processes side by side, one thread each (the thread count changes a model's
+  floating-point sums, so a member's weights must not depend on how many cores trained it);
+  ``$GVLIB_THREADS`` overrides that, e.g. on a machine shared with other jobs, where OpenMP threads
+  that wait for descheduled siblings run many times slower;
 - sampling the organism's tiny models is dominated by per-operation overhead, and on busy cores a
   second thread mostly waits, so the notebooks sample on one thread (their ``cpu_threads``
   parameter, applied with :func:`torch_threads`); ``-p cpu_threads 2`` helps where the machine is
   yours alone. The README's Speed section has the measurements (``python -m gvlib.bench``).
 
-The thread count does not change the trained weights (tiny preset, 1 vs 2 threads: bit-identical; README, Speed).
+The thread count does change the trained weights: a 24-wide and a 128-wide Llama trained a few steps on one
+thread and on two differ in their last bits (``tests/test_organism.py`` keeps a member on one thread).
 """
 from __future__ import annotations
 

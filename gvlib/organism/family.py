@@ -13,8 +13,8 @@ anything else (a stopped run, a half-written or stale directory) is retrained. M
 
 Members train in parallel, one process each (largest first), as many at once as there are training
 threads, each on one thread: a tiny model uses a second thread poorly, so two members on one thread each
-finish sooner than one after the other on two; and the thread count changes a member's floating-point
-sums, so a member retrained alone gets one thread too, and is the member a whole family's build trains.
+finish sooner than one after the other on two. The thread count changes a member's floating-point sums,
+so a member retrained alone trains on one thread too, and is the same member a whole family's build trains.
 """
 from __future__ import annotations
 
