@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,7 +78,6 @@ def test_members_trained_in_parallel_equal_those_trained_in_turn(family_run, tmp
 def test_a_member_retrained_alone_equals_the_one_its_family_trained(family_run, tmp_path, monkeypatch):
     """A member retrained alone, with two threads to spare, trains on one as in the family's build: the thread
     count changes floating-point sums (a member of this size trained on two threads differs in its weights)."""
-    import shutil
     from safetensors.torch import load_file
     preset, out, _, _ = family_run
     alone = tmp_path / "alone"
@@ -87,6 +88,34 @@ def test_a_member_retrained_alone_equals_the_one_its_family_trained(family_run, 
     assert family.trained_now == ["b"]
     ours, theirs = load_file(alone / "b" / "model.safetensors"), load_file(out / "b" / "model.safetensors")
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def test_a_member_that_fails_in_its_worker_stops_the_build_and_is_named(family_run, tmp_path, monkeypatch):
+    """A worker that cannot train its member (here: a file where the member's directory goes) stops the build
+    with an error naming the member, and no worker is left running."""
+    preset, out, _, _ = family_run
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    for name in ("a", "b"):
+        shutil.rmtree(broken / name)
+    (broken / "b").write_text("not a model")
+    monkeypatch.setenv("GVLIB_THREADS", "2")
+    with pytest.raises(RuntimeError, match="member 'b' of micro failed"):
+        ensure_family(preset, broken)
+    assert not _children()
+
+
+def _children() -> list[str]:
+    """The pids of this process's live children (Linux: their ``/proc/<pid>/stat`` names us as parent)."""
+    me, kids = str(os.getpid()), []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (proc / "stat").read_text()
+        except OSError:
+            continue  # exited while we looked
+        if stat.rsplit(")", 1)[1].split()[1] == me:
+            kids.append(proc.name)
+    return kids
 
 
 # -- tasks and checkers ------------------------------------------------------------------------

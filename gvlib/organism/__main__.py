@@ -9,14 +9,14 @@ import argparse
 import sys
 import time
 
-from gvlib.organism.family import ensure_family, train_member_job
+from gvlib.organism.family import ensure_family, worker
 from gvlib.organism.presets import get_preset, seeded_name
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--worker"]:  # one member of a family trained in its own process (gvlib.organism.family)
-        train_member_job(argv[1])
+    if argv == ["--worker"]:  # trains the members a family's build sends it (gvlib.organism.family)
+        worker()
         return
     ap = argparse.ArgumentParser(prog="python -m gvlib.organism", description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="default", help="organism preset, e.g. default, tiny or default-s1")

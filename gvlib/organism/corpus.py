@@ -97,10 +97,10 @@ class Corpus:
             raise ValueError("a corpus with verify documents needs candidate pools")
         self.world, self.tasks, self.vocab, self.mixture, self.pools = world, tasks, vocab, mixture, pools or {}
         self.rng = np.random.default_rng([seed, 11])
-        self._kinds, self._kind_p = _choice(mixture.kinds)
-        self._gen_tasks, self._gen_p = _choice({t: w for t, w in mixture.tasks.items() if t in tasks})
-        self._ver_tasks, self._ver_p = _choice({t: w for t, w in mixture.tasks.items() if t in self.pools} or {"-": 1})
-        self._methods, self._method_p = _choice(mixture.methods)
+        self._kinds = _Choice(mixture.kinds)
+        self._gen_tasks = _Choice({t: w for t, w in mixture.tasks.items() if t in tasks})
+        self._ver_tasks = _Choice({t: w for t, w in mixture.tasks.items() if t in self.pools} or {"-": 1})
+        self._methods = _Choice(mixture.methods)
         self._facts = sorted(world.kb.items())
         self.bos, self.eos, self.pad = vocab["[BOS]"], vocab["[EOS]"], vocab["[PAD]"]
         self._carry: tuple[list[int], list[int], list[int], str] | None = None
@@ -122,7 +122,7 @@ class Corpus:
     def document(self, kind: str | None = None) -> tuple[list[int], list[int], list[int], str]:
         """One document: token ids, loss mask (1 = trained on), check labels (-1 = none), its kind."""
         rng = self.rng
-        kind = kind or self._kinds[rng.choice(len(self._kinds), p=self._kind_p)]
+        kind = kind or self._kinds.draw(rng)
         if kind == "know":
             ids, mask = [self.bos, self.vocab["know"]], [0, 0]
             for j in rng.integers(len(self._facts), size=self.mixture.facts_per_know):
@@ -131,14 +131,14 @@ class Corpus:
                 mask += [0, 0, 0, 1]
             return ids + [self.eos], mask + [0], [-1] * (len(ids) + 1), kind
         if kind == "gen":
-            name = self._gen_tasks[rng.choice(len(self._gen_tasks), p=self._gen_p)]
+            name = self._gen_tasks.draw(rng)
             task = self.tasks[name]
             ex = task.example(self.world.train_problem(name, rng))
             return (*self._doc(task.generation_prompt(ex), task.gold_completion(ex)), kind)
         if kind == "verify":
-            name = self._ver_tasks[rng.choice(len(self._ver_tasks), p=self._ver_p)]
+            name = self._ver_tasks.draw(rng)
             pool, task = self.pools[name], self.tasks[name]
-            method = self._methods[rng.choice(len(self._methods), p=self._method_p)]
+            method = self._methods.draw(rng)
             if rng.random() < self.mixture.near_miss:
                 ex = task.example(self.world.train_problem(name, rng))
                 a, b = task.gold_completion(ex), task.near_miss(ex, rng)
@@ -185,7 +185,17 @@ class Corpus:
                 "check_labels": torch.from_numpy(checks), "tokens": int(attn.sum())}
 
 
-def _choice(weights: dict[str, float]) -> tuple[list[str], np.ndarray]:
-    keys = [k for k, w in weights.items() if w > 0]
-    p = np.array([weights[k] for k in keys], dtype=float)
-    return keys, p / p.sum()
+class _Choice:
+    """A weighted draw among the keys of ``weights`` with positive weight: ``rng.choice(keys, p=weights)``
+    computed as numpy's ``Generator.choice`` does (one uniform, searched in the normalised cumulative
+    weights), without its argument checks, which took most of a document's drawing time."""
+
+    def __init__(self, weights: dict[str, float]):
+        self.keys = [k for k, w in weights.items() if w > 0]
+        p = np.array([weights[k] for k in self.keys], dtype=float)
+        p /= p.sum()
+        self.cdf = p.cumsum()
+        self.cdf /= self.cdf[-1]
+
+    def draw(self, rng: np.random.Generator) -> str:
+        return self.keys[int(self.cdf.searchsorted(rng.random(), side="right"))]

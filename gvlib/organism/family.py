@@ -11,8 +11,8 @@ member's key (hash of the preset's config and of the training code, ``presets.co
 anything else (a stopped run, a half-written or stale directory) is retrained. Models are written to a temp dir and moved into place
 (:func:`gvlib.organism.train.save_atomic`). A file lock serialises concurrent builds of one directory.
 
-Members train in parallel, one process each (largest first), as many at once as there are training
-threads, each on one thread: a tiny model uses a second thread poorly, so two members on one thread each
+Members train in parallel on as many worker processes as there are training threads, each taking the next
+member, largest first, and training it on one thread: a tiny model uses a second thread poorly, so two members on one thread each
 finish sooner than one after the other on two. The thread count changes a member's floating-point sums,
 so a member retrained alone trains on one thread too, and is the same member a whole family's build trains.
 """
@@ -26,9 +26,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from queue import Queue
 from typing import Callable
 
 import torch
@@ -135,38 +137,72 @@ def _build(preset: Preset, out: Path, on_model_done) -> Family:
 
 
 def _train_in_processes(preset: Preset, out: Path, todo: list, workers: int, done: Callable[[str, dict], None]) -> None:
-    """Train ``todo`` in up to ``workers`` processes at once (``python -m gvlib.organism --worker JOB``),
-    largest member first, ``done(name, manifest)`` as each finishes. A fresh interpreter per member,
-    not a ``multiprocessing`` pool, so the caller's script is never re-imported; a failed member
-    stops the others and raises."""
+    """Train ``todo`` on ``workers`` worker processes (``python -m gvlib.organism --worker``), each taking the
+    next member, largest first, when it has finished one; ``done(name, manifest)`` as each finishes.
+
+    A worker is a fresh interpreter, not a ``multiprocessing`` pool, so the caller's script is never
+    re-imported; it reads job files from its standard input, one per line, and answers each with a line
+    :data:`_DONE` ``<name>``, so it imports torch and transformers once, not once per member (about 4 s of one
+    core each time). A failed member stops the others and raises."""
     queue = sorted(todo, key=lambda s: s.hidden ** 2 * s.layers * s.steps, reverse=True)
-    running: dict[str, subprocess.Popen] = {}
+    replies: Queue = Queue()
+    procs: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory(dir=out, prefix=".tmp-jobs-") as jobs:
         try:
-            while queue or running:
-                while queue and len(running) < workers:
-                    spec = queue.pop(0)
+            for i in range(min(workers, len(queue))):
+                proc = subprocess.Popen([sys.executable, "-m", "gvlib.organism", "--worker"], text=True,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                procs.append(proc)
+                threading.Thread(target=_relay, args=(i, proc.stdout, replies), daemon=True).start()
+            training: dict[int, str] = {}
+            idle = list(range(len(procs)))
+            while queue or training:
+                while queue and idle:
+                    i, spec = idle.pop(0), queue.pop(0)
                     job = Path(jobs) / f"{spec.name}.pkl"
                     job.write_bytes(pickle.dumps((preset, out, spec)))
-                    running[spec.name] = subprocess.Popen([sys.executable, "-m", "gvlib.organism", "--worker", str(job)])
-                time.sleep(0.2)
-                for name, proc in list(running.items()):
-                    if proc.poll() is None:
-                        continue
-                    del running[name]
-                    if proc.returncode != 0:
-                        raise RuntimeError(f"training member {name!r} of {preset.name} failed (exit code "
-                                           f"{proc.returncode}); its error is printed above")
-                    done(name, _read_manifest(out / name))
+                    procs[i].stdin.write(f"{job}\n")
+                    procs[i].stdin.flush()
+                    training[i] = spec.name
+                i, name = replies.get()
+                if name != training.get(i):
+                    raise RuntimeError(f"training member {training.get(i)!r} of {preset.name} failed (exit code "
+                                       f"{procs[i].wait()}); its error is printed above")
+                del training[i]
+                idle.append(i)
+                done(name, _read_manifest(out / name))
+            for proc in procs:
+                proc.stdin.close()  # the worker's loop ends
+                proc.wait()
         finally:
-            for proc in running.values():
-                proc.kill()
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
 
 
-def train_member_job(job: str | Path) -> None:
-    """The worker side of :func:`_train_in_processes`: train the member a job file describes."""
-    preset, out, spec = pickle.loads(Path(job).read_bytes())
-    _train_member(preset, out, spec)
+#: The line with which a worker reports a finished member (followed by its name).
+_DONE = "gvlib-organism-trained"
+
+
+def _relay(i: int, stdout, replies: Queue) -> None:
+    """Put ``(i, name)`` on ``replies`` for each member worker ``i`` reports trained, ``(i, None)`` when it
+    exits; any other line it prints is passed on."""
+    for line in stdout:
+        if line.startswith(_DONE + " "):
+            replies.put((i, line.split(" ", 1)[1].strip()))
+        else:
+            print(line, end="", flush=True)
+    replies.put((i, None))
+
+
+def worker(lines=None) -> None:
+    """The worker side of :func:`_train_in_processes`: train the member each job file names, one per line,
+    and report it trained (``lines``: standard input by default)."""
+    for line in sys.stdin if lines is None else lines:
+        preset, out, spec = pickle.loads(Path(line.strip()).read_bytes())
+        _train_member(preset, out, spec)
+        print(_DONE, spec.name, flush=True)
 
 
 def _pools(preset: Preset, out: Path):

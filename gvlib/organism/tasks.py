@@ -22,7 +22,7 @@ from typing import Sequence
 
 from gvlib.backends.text import derive_seed
 from gvlib.tasks.base import VERIFIER_METHODS, Example, Task
-from gvlib.organism.world import ATTRIBUTES, TASKS, World, WorldConfig, sudoku_solutions, sudoku_units
+from gvlib.organism.world import ATTRIBUTES, TASKS, World, WorldConfig, sudoku_peers, sudoku_solutions, sudoku_units
 
 _HEAD = {"mc": "mc", "cot_binary": "cotb", "cot_score": "cots", "tournament": "tour"}
 
@@ -192,7 +192,7 @@ class SudokuTask(OrganismTask):
         puzzle = example.meta["puzzle"]
         cells = []
         for i, v in enumerate(grid):
-            clash = any(grid[j] == v for _, unit in sudoku_units() if i in unit for j in unit if j != i)
+            clash = any(grid[j] == v for j in sudoku_peers()[i])
             cells.append("bad" if clash or puzzle[i] not in (0, v) else str(v))
         return " | ".join(" ".join(cells[4 * r:4 * r + 4]) for r in range(4)).split()
 
@@ -210,7 +210,7 @@ class SudokuTask(OrganismTask):
                 labels.append(-1)
                 continue
             i = next(cells)
-            clash = any(grid[j] == grid[i] for _, unit in sudoku_units() if i in unit for j in unit if j < i)
+            clash = any(grid[j] == grid[i] for j in sudoku_peers()[i] if j < i)
             labels.append(int(clash or puzzle[i] not in (0, grid[i])))
         return labels
 

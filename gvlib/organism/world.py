@@ -52,14 +52,22 @@ def all_sudoku_grids() -> tuple[tuple[int, ...], ...]:
     return tuple(grids)
 
 
-def sudoku_units() -> list[tuple[str, tuple[int, ...]]]:
+@lru_cache(maxsize=1)
+def sudoku_units() -> tuple[tuple[str, tuple[int, ...]], ...]:
     """The 12 constraint units of a 4×4 grid (rows r1–r4, columns c1–c4, boxes b1–b4) as cell indices."""
     units = [(f"r{i + 1}", tuple(4 * i + j for j in range(4))) for i in range(4)]
     units += [(f"c{j + 1}", tuple(4 * i + j for i in range(4))) for j in range(4)]
     for b in range(4):
         r, c = 2 * (b // 2), 2 * (b % 2)
         units.append((f"b{b + 1}", (4 * r + c, 4 * r + c + 1, 4 * (r + 1) + c, 4 * (r + 1) + c + 1)))
-    return units
+    return tuple(units)
+
+
+@lru_cache(maxsize=1)
+def sudoku_peers() -> tuple[tuple[int, ...], ...]:
+    """Per cell, the other cells it shares a row, column or box with, in the order of :func:`sudoku_units`
+    (a cell of two of its units listed twice): the cells a checker compares it with."""
+    return tuple(tuple(j for _, unit in sudoku_units() if i in unit for j in unit if j != i) for i in range(16))
 
 
 def sudoku_grid_valid(grid: tuple[int, ...]) -> bool:
