@@ -3,12 +3,13 @@
 ``make book`` runs ``python -m gvlib.build``: it first trains (or reuses) the organism families the
 notebooks' presets name, showing each model as it is ready, then executes the notebooks. Options:
 
-    python -m gvlib.build [--preset default] [--only scaling,iterative] [--force] [--out DIR]
+    python -m gvlib.build [--preset default] [--only scaling,iterative] [--force] [--jobs N] [--out DIR]
 
 Each notebook is executed with ``notebooks/params/<notebook>/<preset>.yaml`` into
-``book/generated/<notebook>.ipynb``, then ``jupyter-book build`` renders everything with execution
-off: nothing at build time needs the network, and a warning (a broken reference, a missing
-figure) fails the build. A notebook whose inputs (its source, its preset, gvlib's code, the
+``book/generated/<notebook>.ipynb`` (on the organism, one per core side by side, each once the notebooks
+whose samples it reads have run: :func:`execute_all`), then ``jupyter-book build`` renders everything
+with execution off: nothing at build time needs the network, and a warning (a broken reference, a
+missing figure) fails the build. A notebook whose inputs (its source, its preset, gvlib's code, the
 repository setting) are unchanged since its last successful execution is not re-executed;
 ``--force`` re-executes anyway. The stages inside each notebook are cached too.
 
@@ -37,6 +38,7 @@ import sys
 import textwrap
 import time
 import tokenize
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +49,16 @@ from gvlib.codehash import source_digest
 from gvlib.params import renamed_hint
 from gvlib.paths import REPO_ROOT, results_dir
 
-#: The executed notebooks of the book, in execution order (the reading order is _toc.yml): the verification
-#: chapter (read after cross-verification) runs after the scaling, cross-verification and unimprovable
-#: chapters, and the organism page last, so that both read those chapters' samples and verifications back
-#: from the cache.
+#: The executed notebooks of the book, in the order they are started (the reading order is _toc.yml).
 BOOK_NOTEBOOKS = ("definitions", "scaling", "cross_verification", "unimprovable", "verification", "iterative",
                   "organism")
+#: The notebooks each notebook starts after, so that it reads their samples and verifications back from the
+#: cache rather than computing them a second time beside them: the Sudoku chapters reuse the scaling chapter's
+#: samples and self-verifications, the verification chapter (read after cross-verification) the
+#: cross-verifications and the unimprovable chapter's facts too, the organism page that chapter's arithmetic
+#: and facts. The others start at once, side by side (:func:`execute_all`).
+AFTER = {"cross_verification": ("scaling",), "unimprovable": ("scaling",),
+         "verification": ("scaling", "cross_verification", "unimprovable"), "organism": ("scaling", "unimprovable")}
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 GENERATED_DIR = REPO_ROOT / "book" / "generated"
 #: What a separate build (--out) copies of the book's sources; book/generated is written anew there.
@@ -227,6 +233,49 @@ def execute(notebook: str, preset: str, *, force: bool = False, generated: Path 
     return seconds
 
 
+def execute_all(notebooks: tuple[str, ...], preset: str, *, jobs: int = 1, force: bool = False,
+                generated: Path = GENERATED_DIR, overrides: dict | None = None, t0: float | None = None) -> None:
+    """Execute ``notebooks`` (:func:`execute`), up to ``jobs`` at once: each starts, in the order of ``notebooks``,
+    once the ones of them it runs after (:data:`AFTER`) have finished. The results are those of one after the
+    other: every sample and verification is cached under what determines it, so a notebook that starts later
+    reads back what another computed. ``overrides``: as for :func:`execute`. A failed notebook stops the ones not yet started, and its error is raised
+    once the running ones have finished."""
+    t0 = time.time() if t0 is None else t0
+    how = "".join(f", {k} {v!r}" for k, v in (overrides or {}).items())
+    waiting, finished, running, error = list(notebooks), set(), {}, None
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        while waiting or running:
+            ready = [n for n in waiting if all(d in finished for d in AFTER.get(n, ()) if d in notebooks)]
+            while error is None and ready and len(running) < jobs:
+                notebook = ready.pop(0)
+                waiting.remove(notebook)
+                print(f"[{len(notebooks) - len(waiting)}/{len(notebooks)}] executing notebooks/{notebook}.ipynb "
+                      f"(preset {preset!r}{how}) [{time.time() - t0:.0f} s elapsed]", flush=True)
+                running[pool.submit(execute, notebook, preset, force=force, generated=generated,
+                                    overrides=overrides)] = notebook
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                notebook = running.pop(future)
+                try:
+                    future.result()
+                    finished.add(notebook)
+                except Exception as e:  # papermill's error names the notebook and the failing cell
+                    error = error or e
+    if error is not None:
+        raise error
+
+
+def default_jobs(notebooks: tuple[str, ...], preset: str) -> int:
+    """Notebooks executed at once by default: one per core (:func:`gvlib.threads.training_threads`) when the
+    notebooks run the organism, whose tiny models sample on one thread each (``cpu_threads``); one at a time
+    on real models, which share the GPUs."""
+    from gvlib.threads import training_threads
+
+    return training_threads() if organism_presets(notebooks, preset) else 1
+
+
 def organism_presets(notebooks: tuple[str, ...], preset: str) -> list[str]:
     """The organism families the notebooks run on under ``preset`` (their ``organism`` parameter), in order."""
     from gvlib.plan import notebook_params
@@ -291,6 +340,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preset", default="default", help="parameter preset of every notebook (default: %(default)s)")
     parser.add_argument("--only", help="comma-separated notebooks to execute (the others are reused as they are)")
     parser.add_argument("--force", action="store_true", help="re-execute notebooks even when their inputs are unchanged")
+    parser.add_argument("--jobs", type=int, help="notebooks executed at once (default: one per core on the organism, "
+                        "whose notebooks sample on one thread each; one at a time on real models, which share the GPUs)")
     parser.add_argument("--out", type=Path, help="build a separate book in this folder (sources, results, HTML), "
                         "leaving the default book's outputs alone")
     args = parser.parse_args(argv)
@@ -302,6 +353,8 @@ def main(argv: list[str] | None = None) -> None:
         if unknown:
             parser.error(f"unknown notebook(s) {unknown}; the book has {list(BOOK_NOTEBOOKS)}")
 
+    if args.jobs is not None and args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: expected at least one notebook at a time")
     root, out, generated = REPO_ROOT, REPO_ROOT, GENERATED_DIR
     if args.out is not None:
         out = args.out.resolve()
@@ -313,10 +366,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"[organism] training or reusing the {name!r} family (python -m gvlib.organism --preset {name}) "
               f"[{time.time() - t0:.0f} s elapsed]", flush=True)
         train_organism(name)
-    for i, notebook in enumerate(notebooks, 1):
-        print(f"[{i}/{len(notebooks)}] executing notebooks/{notebook}.ipynb (preset {args.preset!r}) "
-              f"[{time.time() - t0:.0f} s elapsed]", flush=True)
-        execute(notebook, args.preset, force=args.force, generated=generated)
+    jobs = args.jobs if args.jobs is not None else default_jobs(notebooks, args.preset)
+    execute_all(notebooks, args.preset, jobs=jobs, force=args.force, generated=generated, t0=t0)
     print(f"rendering the book with Jupyter Book [{time.time() - t0:.0f} s elapsed]", flush=True)
     index = render(root, out)
     print(f"\nbook built in {time.time() - t0:.0f} s: open {index}")

@@ -54,6 +54,67 @@ def test_prepared_notebook_has_one_parameters_cell_with_the_tiny_preset(notebook
     assert tagged[0].source.startswith("# The parameters this page ran with")
 
 
+def _fake_execute(monkeypatch, fail: str | None = None):
+    """Replace :func:`build.execute` by one that logs each notebook's start and end; the definitions notebook
+    waits (up to 10 s) for the scaling chapter to start, and ``fail`` raises."""
+    import threading
+    log, lock, scaling_started = [], threading.Lock(), threading.Event()
+
+    def execute(notebook, preset, *, force=False, generated=None, overrides=None):
+        with lock:
+            log.append(("start", notebook, overrides))
+        if notebook == "scaling":
+            scaling_started.set()
+        if notebook == "definitions":
+            scaling_started.wait(10)
+        if notebook == fail:
+            with lock:
+                log.append(("end", notebook, overrides))
+            raise RuntimeError(f"{notebook} failed")
+        with lock:
+            log.append(("end", notebook, overrides))
+        return 0.0
+
+    monkeypatch.setattr(build, "execute", execute)
+    return log
+
+
+def test_notebooks_run_side_by_side_each_after_the_ones_whose_samples_it_reads(monkeypatch):
+    log = _fake_execute(monkeypatch)
+    build.execute_all(CHAPTERS, "tiny", jobs=2, overrides={"organism": "tiny-s1"})
+    starts = [e[1] for e in log if e[0] == "start"]
+    assert sorted(starts) == sorted(CHAPTERS) and all(e[2] == {"organism": "tiny-s1"} for e in log)
+    running, ended, most = set(), set(), 0
+    for event, notebook, _ in log:
+        if event == "start":
+            assert set(build.AFTER.get(notebook, ())) <= ended, notebook
+            running.add(notebook)
+            most = max(most, len(running))
+        else:
+            running.discard(notebook)
+            ended.add(notebook)
+    assert most == 2  # definitions waited for scaling to start beside it, and never more than two ran at once
+    assert set(build.AFTER["verification"]) == {"scaling", "cross_verification", "unimprovable"}
+    assert {"scaling", "unimprovable"} <= set(build.AFTER["organism"])
+
+
+def test_a_failed_notebook_stops_those_not_started_and_its_error_is_raised(monkeypatch):
+    log = _fake_execute(monkeypatch, fail="scaling")
+    with pytest.raises(RuntimeError, match="scaling failed"):
+        build.execute_all(CHAPTERS, "tiny", jobs=2)
+    started = {e[1] for e in log if e[0] == "start"}
+    assert "scaling" in started and not started & {"cross_verification", "unimprovable", "verification", "organism"}
+    assert {e[1] for e in log if e[0] == "end"} == started  # the running ones finished before the error was raised
+
+
+def test_the_organism_presets_run_one_notebook_per_core_and_real_models_one_at_a_time(monkeypatch):
+    monkeypatch.setenv("GVLIB_THREADS", "3")
+    assert build.default_jobs(CHAPTERS, "default") == 3 and build.default_jobs(CHAPTERS, "tiny") == 3
+    assert build.default_jobs(CHAPTERS, "paper") == 1
+    with pytest.raises(SystemExit):
+        build.main(["--jobs", "0"])
+
+
 def test_install_cell_defines_no_variable_and_names_the_configured_repository():
     url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
     assert build.repository_url() == url.rstrip("/")

@@ -118,12 +118,13 @@ def test_default_preset_reads_the_other_chapters_samples_and_verdicts():
 
 
 def test_the_chapter_is_read_after_cross_verification_and_run_after_the_chapters_it_reads():
-    from gvlib.build import BOOK_NOTEBOOKS
+    from gvlib.build import AFTER, BOOK_NOTEBOOKS
 
     toc = (ROOT / "_toc.yml").read_text()
     assert toc.index("generated/cross_verification") < toc.index("generated/verification") < toc.index("generated/unimprovable")
     order = list(BOOK_NOTEBOOKS)
     assert max(order.index(c) for c in ("scaling", "cross_verification", "unimprovable")) < order.index("verification")
+    assert set(AFTER["verification"]) >= {"scaling", "cross_verification", "unimprovable"}
 
 
 def test_the_chapter_on_prompts_with_mixed_accuracy(tmp_path, monkeypatch):

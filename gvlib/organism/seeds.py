@@ -5,7 +5,7 @@
 For each training seed N the command trains (or reuses) the family ``<preset>-s<N>`` (seed 0 is
 ``<preset>`` itself; :func:`gvlib.organism.presets.get_preset`: same design and world, so the same test
 problems), executes the four claim notebooks with their ``<preset>`` parameter presets and ``organism``
-set to that family (papermill, :func:`gvlib.build.execute`), reads each claim check's verdict and
+set to that family (papermill, :func:`gvlib.build.execute_all`), reads each claim check's verdict and
 headline number from the results JSON (:data:`CHECKS`), and writes the claim × seed table to
 ``book/data/organism_seeds/<preset>.json`` (:func:`table_path`), with the digest of the training code
 it ran on (:func:`gvlib.organism.presets.code_version`) and the preset's key. A check whose verdict is
@@ -240,10 +240,8 @@ def run(preset: str, seeds: Sequence[int], *, out: Path | None = None, scratch: 
         build.train_organism(names[seed])
         folder = scratch / f"s{seed}"
         with _results_into(folder / "results"):
-            for notebook in CLAIM_NOTEBOOKS:
-                print(f"[seed {seed}] notebooks/{notebook}.ipynb (preset {preset!r}, organism {names[seed]!r})", flush=True)
-                build.execute(notebook, preset, force=force, generated=folder / "generated",
-                              overrides={"organism": names[seed]})
+            build.execute_all(CLAIM_NOTEBOOKS, preset, jobs=build.default_jobs(CLAIM_NOTEBOOKS, preset), force=force,
+                              generated=folder / "generated", overrides={"organism": names[seed]})
         by_seed[seed], wall[seed] = read_checks(folder / "results"), time.time() - t0
     table = make_table(preset, by_seed, wall)
     write_atomic(out, json.dumps(table, indent=1) + "\n")
