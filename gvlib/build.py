@@ -235,11 +235,11 @@ def execute(notebook: str, preset: str, *, force: bool = False, generated: Path 
 
 def execute_all(notebooks: tuple[str, ...], preset: str, *, jobs: int = 1, force: bool = False,
                 generated: Path = GENERATED_DIR, overrides: dict | None = None, t0: float | None = None) -> None:
-    """Execute ``notebooks`` (:func:`execute`), up to ``jobs`` at once: each starts, in the order of ``notebooks``,
-    once the ones of them it runs after (:data:`AFTER`) have finished. The results are those of one after the
-    other: every sample and verification is cached under what determines it, so a notebook that starts later
-    reads back what another computed. ``overrides``: as for :func:`execute`. A failed notebook stops the ones not yet started, and its error is raised
-    once the running ones have finished."""
+    """Execute ``notebooks`` (:func:`execute`, with ``overrides``), up to ``jobs`` at once: each starts, in the
+    order of ``notebooks``, once the ones of them it runs after (:data:`AFTER`) have finished. The results are
+    those of one after the other: every sample and verification is cached under what determines it, so a
+    notebook that starts later reads back what another computed. A failed notebook stops the ones not yet
+    started, and its error is raised once the running ones have finished."""
     t0 = time.time() if t0 is None else t0
     how = "".join(f", {k} {v!r}" for k, v in (overrides or {}).items())
     waiting, finished, running, error = list(notebooks), set(), {}, None

@@ -11,9 +11,9 @@ member's key (hash of the preset's config and of the training code, ``presets.co
 anything else (a stopped run, a half-written or stale directory) is retrained. Models are written to a temp dir and moved into place
 (:func:`gvlib.organism.train.save_atomic`). A file lock serialises concurrent builds of one directory.
 
-Members train in parallel on as many worker processes as there are training threads, each taking the next
-member, largest first, and training it on one thread: a tiny model uses a second thread poorly, so two members on one thread each
-finish sooner than one after the other on two. The thread count changes a member's floating-point sums,
+Members train in parallel on as many worker processes as there are training threads, each taking the
+next member, largest first, and training it on one thread: a tiny model uses a second thread poorly, so
+two members on one thread each finish sooner than one after the other on two. The thread count changes a member's floating-point sums,
 so a member retrained alone trains on one thread too, and is the same member a whole family's build trains.
 """
 from __future__ import annotations
@@ -165,10 +165,10 @@ def _train_in_processes(preset: Preset, out: Path, todo: list, workers: int, don
                     procs[i].stdin.flush()
                     training[i] = spec.name
                 i, name = replies.get()
-                if name != training.get(i):
-                    raise RuntimeError(f"training member {training.get(i)!r} of {preset.name} failed (exit code "
+                member = training.pop(i, None)
+                if name is None or name != member:  # the worker exited
+                    raise RuntimeError(f"training member {member!r} of {preset.name} failed (exit code "
                                        f"{procs[i].wait()}); its error is printed above")
-                del training[i]
                 idle.append(i)
                 done(name, _read_manifest(out / name))
             for proc in procs:
