@@ -36,9 +36,11 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import tokenize
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +203,31 @@ def _up_to_date(output: Path, key: str) -> bool:
         return False
 
 
+#: Held while a notebook's kernel starts (:func:`_kernel_start`).
+_KERNEL_STARTING = threading.Lock()
+
+
+@contextmanager
+def _kernel_start():
+    """One kernel starts at a time: yields the callback (nbclient's ``on_notebook_start``, called once the
+    kernel answers) that lets the next one start. A kernel binds the TCP ports chosen for it a moment after
+    they were chosen; two kernels started at once in a side-by-side build collided on one ("Address already
+    in use" from a kernel's heartbeat). Started one after the other, each has bound its ports before the next
+    one's are chosen; they then run side by side."""
+    _KERNEL_STARTING.acquire()
+    held = [True]
+
+    def kernel_up(**_):
+        if held[0]:
+            held[0] = False
+            _KERNEL_STARTING.release()
+
+    try:
+        yield kernel_up
+    finally:
+        kernel_up()
+
+
 def execute(notebook: str, preset: str, *, force: bool = False, generated: Path = GENERATED_DIR,
             overrides: dict | None = None) -> float:
     """Execute one notebook (:func:`prepare`) with papermill into ``generated``; returns the seconds it took.
@@ -221,9 +248,11 @@ def execute(notebook: str, preset: str, *, force: bool = False, generated: Path 
     partial = output.with_suffix(".partial.ipynb")
     nb = prepare(nbformat.read(NOTEBOOK_DIR / f"{notebook}.ipynb", as_version=4), notebook, preset, parameters,
                  repository_url())
-    papermill.execute_notebook(  # the preset is in the parameters cell: nothing for papermill to inject
-        nb, str(partial), cwd=str(REPO_ROOT), kernel_name="python3", progress_bar=sys.stderr.isatty(),
-    )
+    with _kernel_start() as kernel_up:
+        papermill.execute_notebook(  # the preset is in the parameters cell: nothing for papermill to inject
+            nb, str(partial), cwd=str(REPO_ROOT), kernel_name="python3", progress_bar=sys.stderr.isatty(),
+            on_notebook_start=kernel_up,
+        )
     nb = nbformat.read(partial, as_version=4)
     nb.metadata[_KEY] = key
     nbformat.write(nb, partial)

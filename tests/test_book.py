@@ -107,6 +107,29 @@ def test_a_failed_notebook_stops_those_not_started_and_its_error_is_raised(monke
     assert {e[1] for e in log if e[0] == "end"} == started  # the running ones finished before the error was raised
 
 
+def test_kernels_start_one_at_a_time_then_run_side_by_side(monkeypatch, tmp_path):
+    """Two notebooks at once: the second kernel starts only once the first has answered (two kernels
+    starting together collided on a TCP port), and the two then run together."""
+    import threading
+    starting, most, lock = [0], [0], threading.Lock()
+    both_running = threading.Barrier(2, timeout=10)
+
+    def execute_notebook(nb, output, *, on_notebook_start, **_):
+        with lock:
+            starting[0] += 1
+            most[0] = max(most[0], starting[0])
+        threading.Event().wait(0.2)  # the kernel starting
+        with lock:
+            starting[0] -= 1
+        on_notebook_start(notebook=nb)
+        both_running.wait()  # fails (BrokenBarrierError) unless the other notebook runs now too
+        nbformat.write(nb, output)
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute_notebook)
+    build.execute_all(("definitions", "iterative"), "tiny", jobs=2, force=True, generated=tmp_path)
+    assert most[0] == 1 and {p.name for p in tmp_path.glob("*.ipynb")} == {"definitions.ipynb", "iterative.ipynb"}
+
+
 def test_the_organism_presets_run_one_notebook_per_core_and_real_models_one_at_a_time(monkeypatch):
     monkeypatch.setenv("GVLIB_THREADS", "3")
     assert build.default_jobs(CHAPTERS, "default") == 3 and build.default_jobs(CHAPTERS, "tiny") == 3
