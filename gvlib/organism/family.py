@@ -196,10 +196,10 @@ def _relay(i: int, stdout, replies: Queue) -> None:
     replies.put((i, None))
 
 
-def worker(lines=None) -> None:
-    """The worker side of :func:`_train_in_processes`: train the member each job file names, one per line,
-    and report it trained (``lines``: standard input by default)."""
-    for line in sys.stdin if lines is None else lines:
+def worker() -> None:
+    """The worker side of :func:`_train_in_processes`: train the member each job file on standard input names,
+    one per line, and report it trained."""
+    for line in sys.stdin:
         preset, out, spec = pickle.loads(Path(line.strip()).read_bytes())
         _train_member(preset, out, spec)
         print(_DONE, spec.name, flush=True)
