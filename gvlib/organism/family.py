@@ -13,8 +13,9 @@ anything else (a stopped run, a half-written or stale directory) is retrained. M
 
 Members train in parallel on as many worker processes as there are training threads, each taking the
 next member, largest first, and training it on one thread: a tiny model uses a second thread poorly, so
-two members on one thread each finish sooner than one after the other on two. The thread count changes a member's floating-point sums,
-so a member retrained alone trains on one thread too, and is the same member a whole family's build trains.
+two members on one thread each finish sooner than one after the other on two. The thread count changes a
+member's floating-point sums, so a member retrained alone trains on one thread too, and is the same member
+a whole family's build trains.
 """
 from __future__ import annotations
 
@@ -142,8 +143,8 @@ def _train_in_processes(preset: Preset, out: Path, todo: list, workers: int, don
 
     A worker is a fresh interpreter, not a ``multiprocessing`` pool, so the caller's script is never
     re-imported; it reads job files from its standard input, one per line, and answers each with a line
-    :data:`_DONE` ``<name>``, so it imports torch and transformers once, not once per member (about 4 s of one
-    core each time). A failed member stops the others and raises."""
+    :data:`_DONE` ``<name>``, so it imports torch and transformers once, not once per member (seconds of a
+    core each time; the README's Speed section). A failed member stops the others and raises."""
     queue = sorted(todo, key=lambda s: s.hidden ** 2 * s.layers * s.steps, reverse=True)
     replies: Queue = Queue()
     procs: list[subprocess.Popen] = []
