@@ -445,6 +445,7 @@ def test_manifests(family_run):
             assert k in m, k
         assert m["flops"] == 6 * m["params_non_embedding"] * m["train_tokens"] > 0
         assert m["key"] == preset.model_key(ModelSpec(**m["spec"]))
+        assert m["versions"]["cpu_kernels"] == torch.backends.cpu.get_cpu_capability()  # other kernels, other weights
     assert fam.models[1].flops > fam.models[0].flops
 
 

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from gvlib.organism import __main__ as organism_cli
 from gvlib.organism import default_dir, get_preset, seeded_name, seeds
@@ -147,6 +148,21 @@ def test_the_page_calls_a_table_stale_when_missing_or_made_with_other_code_or_pr
     path.write_text(json.dumps(old))
     assert seeds.stale_reason(seeds.load_table("tiny", path), "tiny").startswith("the table was made with code")
     assert seeds.table_path("default") == REPO_ROOT / "book" / "data" / "organism_seeds" / "default.json"
+
+
+def test_a_table_records_the_cpu_kernels_that_trained_it_and_the_page_says_when_the_builds_differ():
+    """The same code trains other weights with other CPU kernels (AVX2, AVX512), so a table says which it ran on."""
+    from gvlib.organism import committed
+
+    table = seeds.make_table("tiny", {0: _checks(*["holds"] * len(seeds.CHECKS))}, {0: 1.0})
+    assert table["cpu_kernels"] == committed.cpu_kernels() == torch.backends.cpu.get_cpu_capability()
+    assert committed.other_cpu(table, what="seed table") is None
+    assert committed.other_cpu({k: v for k, v in table.items() if k != "cpu_kernels"}, what="seed table") is None
+    other = "AVX2" if committed.cpu_kernels() != "AVX2" else "AVX512"
+    note = committed.other_cpu({**table, "cpu_kernels": other}, what="seed table")
+    assert note.startswith(f"the seed table was made on a CPU with torch's {other} kernels and this build runs "
+                           f"{committed.cpu_kernels()} ones")
+    assert seeds.stale_reason({**table, "cpu_kernels": other}, "tiny") is None  # other kernels: a note, not stale
 
 
 @pytest.mark.slow

@@ -2,16 +2,19 @@
 
 The seed table (:mod:`gvlib.organism.seeds`: four claim chapters on several families) and the MC probe
 (:mod:`gvlib.organism.probe`: fresh verifiers trained per probe) take longer than a build should, and depend on
-the preset and the code alone, not on the family that a build trains. Their commands
+the preset, the code and the kind of CPU alone, not on the family that a build trains. Their commands
 write ``book/data/<folder>/<preset>.json`` (:func:`table_path`), stamped (:func:`stamp`) with the preset, its
-key and the digest of the code they ran on; the organism page renders the committed file and marks it STALE
-(:func:`stale_reason`) when it is missing or the code or the preset has changed since.
+key, the digest of the code they ran on and the CPU kernels that trained their models; the organism page
+renders the committed file, marks it STALE (:func:`stale_reason`) when it is missing or the code or the preset
+has changed since, and says so when it was made with other CPU kernels than the build's (:func:`other_cpu`).
 """
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
+
+import torch
 
 from gvlib.organism.presets import get_preset
 from gvlib.paths import REPO_ROOT
@@ -29,9 +32,28 @@ def load_table(path: Path) -> dict | None:
 
 
 def stamp(preset: str, code: str, command: str) -> dict:
-    """What a table records of how it was made: the preset and its key, the code digest, the command, when."""
+    """What a table records of how it was made: the preset and its key, the code digest, the command, when, and
+    the CPU kernels it trained with (:func:`cpu_kernels`)."""
     return {"preset": preset, "preset_key": get_preset(preset).key(), "code_version": code, "command": command,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpu_kernels": cpu_kernels()}
+
+
+def cpu_kernels() -> str:
+    """The instruction set of the CPU kernels torch runs on this machine (``AVX2``, ``AVX512``, ...:
+    ``torch.backends.cpu.get_cpu_capability()``). Their floating-point sums differ from one set to another, so
+    the same code and preset train other weights on another kind of CPU, and the verdicts of the organism's claim
+    checks can differ with them as they do between training seeds."""
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def other_cpu(table: dict | None, *, what: str) -> str | None:
+    """A sentence when ``table`` (a ``what``) was made with other CPU kernels than this machine's, else None
+    (also when the table does not record them)."""
+    made = (table or {}).get("cpu_kernels")
+    if made is None or made == cpu_kernels():
+        return None
+    return (f"the {what} was made on a CPU with torch's {made} kernels and this build runs {cpu_kernels()} ones: the "
+            f"same code trains other weights on each, so its models are not this build's")
 
 
 def stale_reason(table: dict | None, preset: str, code: str, *, what: str, regenerate: str) -> str | None:

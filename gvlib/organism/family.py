@@ -38,6 +38,7 @@ import torch
 import transformers
 
 from gvlib.atomic import write_atomic
+from gvlib.organism.committed import cpu_kernels
 from gvlib.organism.corpus import CandidatePool, Corpus
 from gvlib.organism.presets import Preset, code_version, get_preset
 from gvlib.organism.seed import seed_candidates
@@ -237,7 +238,7 @@ def _train_member(preset: Preset, out: Path, spec) -> tuple[str, dict]:
             "seed": preset.seed, "wall_time_s": stats["wall_time_s"], "spec": asdict(spec),
             "train": asdict(preset.train), "llama_config": model.config.to_dict(), "world": preset.world.to_dict(),
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                         "python": platform.python_version()},
+                         "python": platform.python_version(), "cpu_kernels": cpu_kernels()},
         }
     save_atomic(model, tokenizer, manifest, out / spec.name)
     return spec.name, manifest
