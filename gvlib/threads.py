@@ -11,7 +11,8 @@
   yours alone. The README's Speed section has the measurements (``python -m gvlib.bench``).
 
 The thread count does change the trained weights: a 24-wide and a 128-wide Llama trained a few steps on one
-thread and on two differ in their last bits (``tests/test_organism.py`` keeps a member on one thread).
+thread and on two differ in their last bits (``tests/test_organism.py`` keeps a member on one thread). So do
+the CPU's kernels (:func:`cpu_kernels`), which a family's manifests and the committed tables record.
 """
 from __future__ import annotations
 
@@ -45,3 +46,13 @@ def torch_threads(n: int | None):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def cpu_kernels() -> str:
+    """The instruction set of the CPU kernels torch runs on this machine (``AVX2``, ``AVX512``, ...:
+    ``torch.backends.cpu.get_cpu_capability()``). Their floating-point sums differ from one set to another, so
+    the same code and preset train other weights on another kind of CPU, and the verdicts of the organism's claim
+    checks can differ with them as they do between training seeds."""
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()

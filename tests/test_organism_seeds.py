@@ -153,15 +153,16 @@ def test_the_page_calls_a_table_stale_when_missing_or_made_with_other_code_or_pr
 def test_a_table_records_the_cpu_kernels_that_trained_it_and_the_page_says_when_the_builds_differ():
     """The same code trains other weights with other CPU kernels (AVX2, AVX512), so a table says which it ran on."""
     from gvlib.organism import committed
+    from gvlib.threads import cpu_kernels
 
     table = seeds.make_table("tiny", {0: _checks(*["holds"] * len(seeds.CHECKS))}, {0: 1.0})
-    assert table["cpu_kernels"] == committed.cpu_kernels() == torch.backends.cpu.get_cpu_capability()
+    assert table["cpu_kernels"] == cpu_kernels() == torch.backends.cpu.get_cpu_capability()
     assert committed.other_cpu(table, what="seed table") is None
     assert committed.other_cpu({k: v for k, v in table.items() if k != "cpu_kernels"}, what="seed table") is None
-    other = "AVX2" if committed.cpu_kernels() != "AVX2" else "AVX512"
+    other = "AVX2" if cpu_kernels() != "AVX2" else "AVX512"
     note = committed.other_cpu({**table, "cpu_kernels": other}, what="seed table")
     assert note.startswith(f"the seed table was made on a CPU with torch's {other} kernels and this build runs "
-                           f"{committed.cpu_kernels()} ones")
+                           f"{cpu_kernels()} ones")
     assert seeds.stale_reason({**table, "cpu_kernels": other}, "tiny") is None  # other kernels: a note, not stale
 
 

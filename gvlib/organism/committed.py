@@ -14,10 +14,9 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
 from gvlib.organism.presets import get_preset
 from gvlib.paths import REPO_ROOT
+from gvlib.threads import cpu_kernels
 
 
 def table_path(folder: str, preset: str) -> Path:
@@ -33,26 +32,18 @@ def load_table(path: Path) -> dict | None:
 
 def stamp(preset: str, code: str, command: str) -> dict:
     """What a table records of how it was made: the preset and its key, the code digest, the command, when, and
-    the CPU kernels it trained with (:func:`cpu_kernels`)."""
+    the CPU kernels it trained with (:func:`gvlib.threads.cpu_kernels`)."""
     return {"preset": preset, "preset_key": get_preset(preset).key(), "code_version": code, "command": command,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpu_kernels": cpu_kernels()}
-
-
-def cpu_kernels() -> str:
-    """The instruction set of the CPU kernels torch runs on this machine (``AVX2``, ``AVX512``, ...:
-    ``torch.backends.cpu.get_cpu_capability()``). Their floating-point sums differ from one set to another, so
-    the same code and preset train other weights on another kind of CPU, and the verdicts of the organism's claim
-    checks can differ with them as they do between training seeds."""
-    return torch.backends.cpu.get_cpu_capability()
 
 
 def other_cpu(table: dict | None, *, what: str) -> str | None:
     """A sentence when ``table`` (a ``what``) was made with other CPU kernels than this machine's, else None
     (also when the table does not record them)."""
-    made = (table or {}).get("cpu_kernels")
-    if made is None or made == cpu_kernels():
+    made, here = (table or {}).get("cpu_kernels"), cpu_kernels()
+    if made is None or made == here:
         return None
-    return (f"the {what} was made on a CPU with torch's {made} kernels and this build runs {cpu_kernels()} ones: the "
+    return (f"the {what} was made on a CPU with torch's {made} kernels and this build runs {here} ones: the "
             f"same code trains other weights on each, so its models are not this build's")
 
 

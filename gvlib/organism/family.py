@@ -38,7 +38,6 @@ import torch
 import transformers
 
 from gvlib.atomic import write_atomic
-from gvlib.organism.committed import cpu_kernels
 from gvlib.organism.corpus import CandidatePool, Corpus
 from gvlib.organism.presets import Preset, code_version, get_preset
 from gvlib.organism.seed import seed_candidates
@@ -47,7 +46,7 @@ from gvlib.organism.tokenizer import build_tokenizer
 from gvlib.organism.train import build_model, eval_losses, param_counts, save_atomic, train_model
 from gvlib.organism.world import TASKS, World, WorldConfig
 from gvlib.paths import cache_root
-from gvlib.threads import torch_threads, training_threads
+from gvlib.threads import cpu_kernels, torch_threads, training_threads
 
 
 @dataclass(frozen=True)

@@ -16,15 +16,12 @@ four layers (two-layer members did not learn to write a valid grid), and trainin
 family three e-folds of FLOPs, from members that solve the easiest puzzles to ones that solve most (the
 organism page shows what this build's family learned; the README's Speed section, how long it trains). The
 two largest members, 128 wide, train a check head (:class:`gvlib.organism.train.ModelSpec`) at half the
-language-model loss's weight for their first 65% of steps. That gave m5 the one-word MC verdict without
-taking its arithmetic on each of three training seeds on one machine and on two of them on another (other CPU
-kernels train other weights: :func:`gvlib.organism.committed.cpu_kernels`), and m4 on two seeds of three:
-at these sizes, whether the verdict forms depends on the training, not on the design alone. At full weight,
-the verdict formed on two seeds of three in half the steps, and in 65% of them cost the arithmetic and some
-of the CoT verdict; a 96-wide m4 with the head learned it on one seed of three, and 800 steps of the 128-wide
-one lost the arithmetic on one; the smaller members learned no reliable verdict with the head and lost their
-arithmetic, so they train without it (the README's diagnostics paragraph has the measurements, the seed table
-of the organism page each seed's verdicts).
+language-model loss's weight for their first 65% of steps: with it they can learn the one-word MC verdict and
+keep their arithmetic, while a longer or heavier head cost the arithmetic and some of the CoT verdict, and the
+narrower members learned no reliable verdict with it and lost their arithmetic, so they train without it.
+Whether the verdict forms at these sizes depends on the training (its seed, and the CPU kernels:
+:func:`gvlib.threads.cpu_kernels`), not on the design alone: the README's diagnostics paragraph has the
+measurements, the organism page this build's members and the seed table each seed's verdicts.
 """
 from __future__ import annotations
 
